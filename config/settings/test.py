@@ -1,0 +1,21 @@
+"""The test suite: the same PostgreSQL + pgvector as the demo, fast hashing, no manifest."""
+
+import os
+from pathlib import Path
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Worker processes started by integration tests are pointed at the test's media folder.
+# (Each test also gets its own folder through tests/conftest.py.)
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or VAR_DIR / "test-media")  # noqa: F405
+# whitenoise warns about a missing STATIC_ROOT on every request; tests never collect static.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# Concurrent test runs on one machine (several checkouts, or a developer beside CI) share the
+# embedded server, so each may name its own test database.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_vitrine")}  # noqa: F405

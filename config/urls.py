@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("visualsearch.api_urls")),
+    path("api/", include("recommender.api_urls")),
+    path("api/", include("visualsearch.duplicates.api")),
+    path("", include("shop.urls")),
+    path("", include("visualsearch.urls")),
+    path("", include("visualsearch.duplicates.urls")),
+]
+
+
+
+def serve_media(request, path: str):
+    # MEDIA_ROOT is read per request (not frozen at import) so tests and tools that
+    # repoint it are honoured; serve() refuses paths that escape the folder.
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
+if settings.SERVE_MEDIA:
+    # django.conf.urls.static.static() only works with DEBUG on; the demo and a
+    # single-box deployment serve media from Django either way.
+    urlpatterns += [re_path(r"^%s(?P<path>.*)$" % settings.MEDIA_URL.lstrip("/"), serve_media)]

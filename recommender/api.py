@@ -1,0 +1,56 @@
+"""REST API for recommendations. Views parse, call the selectors, and serialise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recommender.selectors import product_similar
+from recommender.serializers import SimilarQuerySerializer
+from shop.selectors import product_get_by_ids
+from visualsearch.serializers import ProductMatchListSerializer, product_matches_data
+
+
+class ProductSimilarApi(APIView):
+    authentication_classes: list[Any] = []  # public, anonymous, read-only
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="product_similar",
+        summary="Products that look like this one",
+        description=(
+            "The `k` active products whose images are nearest to this product's primary image, best "
+            "first; the product itself and its confirmed duplicates are left out. Empty while the "
+            "product's image has not been embedded yet."
+        ),
+        parameters=[SimilarQuerySerializer],
+        responses={
+            200: ProductMatchListSerializer,
+            400: OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="Invalid `k` or `same_category`.",
+                examples=[OpenApiExample("k out of bounds", value={"k": ["Ensure this value is less than or equal to 100."]})],
+            ),
+            404: OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="No active product with this id.",
+                examples=[OpenApiExample("Unknown or hidden", value={"detail": "No such product."})],
+            ),
+        },
+        tags=["recommendations"],
+    )
+    def get(self, request: Request, product_id: int) -> Response:
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        product = next(iter(product_get_by_ids(ids=[product_id])), None)  # hidden ones are left out
+        if product is None:
+            raise NotFound("No such product.")
+        matches = product_similar(product=product, **query.validated_data)
+        return Response(product_matches_data(matches, request=request))

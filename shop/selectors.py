@@ -1,0 +1,151 @@
+"""Reads from the catalogue, shaped for the storefront and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from shop.models import Category, Product, ProductImage
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    category: str | None = None  # a category slug; its descendants match too
+    gender: str | None = None
+    colour: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    merchant: str | None = None  # a merchant slug
+    q: str | None = None
+
+
+SORTS = {
+    "newest": ("-created_at", "-id"),
+    "price_asc": ("price", "id"),
+    "price_desc": ("-price", "-id"),
+    "title": ("title", "id"),
+}
+
+
+def category_descendant_ids(*, category: Category) -> list[int]:
+    """Ids of ``category`` and everything below it. The tree is small (a few hundred nodes)."""
+    children: dict[int | None, list[int]] = {}
+    for node_id, parent_id in Category.objects.values_list("id", "parent_id"):
+        children.setdefault(parent_id, []).append(node_id)
+    result, stack = [], [category.id]
+    while stack:
+        node = stack.pop()
+        result.append(node)
+        stack.extend(children.get(node, []))
+    return result
+
+
+def _with_images(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    return queryset.select_related("category", "merchant").prefetch_related(
+        Prefetch("images", queryset=ProductImage.objects.order_by("position", "id"))
+    )
+
+
+def product_list(*, filters: ProductFilters | None = None, sort: str = "newest") -> QuerySet[Product]:
+    """Active products matching ``filters``, with category, merchant and images loaded."""
+    filters = filters or ProductFilters()
+    queryset = Product.objects.filter(status=Product.Status.ACTIVE)
+    if filters.category:
+        category = Category.objects.filter(slug=filters.category).first()
+        if category is None:
+            return Product.objects.none()
+        queryset = queryset.filter(category_id__in=category_descendant_ids(category=category))
+    if filters.gender:
+        queryset = queryset.filter(gender=filters.gender)
+    if filters.colour:
+        queryset = queryset.filter(colour__iexact=filters.colour)
+    if filters.min_price is not None:
+        queryset = queryset.filter(price__gte=filters.min_price)
+    if filters.max_price is not None:
+        queryset = queryset.filter(price__lte=filters.max_price)
+    if filters.merchant:
+        queryset = queryset.filter(merchant__slug=filters.merchant)
+    if filters.q:
+        queryset = queryset.filter(Q(title__icontains=filters.q) | Q(description__icontains=filters.q))
+    return _with_images(queryset).order_by(*SORTS.get(sort, SORTS["newest"]))
+
+
+def product_get(*, slug: str, include_hidden: bool = False) -> Product | None:
+    queryset = Product.objects.all() if include_hidden else Product.objects.filter(status=Product.Status.ACTIVE)
+    return _with_images(queryset).filter(slug=slug).first()
+
+
+def product_get_by_ids(*, ids: list[int]) -> list[Product]:
+    """Active products in the order of ``ids`` (missing or hidden ones are left out)."""
+    by_id = {p.id: p for p in _with_images(Product.objects.filter(id__in=ids, status=Product.Status.ACTIVE))}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def category_list_with_counts(*, max_depth: int = 2) -> list[dict]:
+    """Categories down to ``max_depth`` with the number of active products beneath each."""
+    direct = dict(
+        Product.objects.filter(status=Product.Status.ACTIVE)
+        .values_list("category_id")
+        .annotate(n=Count("id"))
+        .values_list("category_id", "n")
+    )
+    nodes = list(Category.objects.all())
+    by_parent: dict[int | None, list[Category]] = {}
+    for node in nodes:
+        by_parent.setdefault(node.parent_id, []).append(node)
+
+    def total(node: Category) -> int:
+        return direct.get(node.id, 0) + sum(total(child) for child in by_parent.get(node.id, []))
+
+    def build(node: Category) -> dict:
+        children = [build(c) for c in sorted(by_parent.get(node.id, []), key=lambda c: c.name)]
+        return {
+            "category": node,
+            "count": total(node),
+            "children": [c for c in children if c["count"]] if node.depth < max_depth else [],
+        }
+
+    roots = [build(node) for node in sorted(by_parent.get(None, []), key=lambda c: c.name)]
+    return sorted((r for r in roots if r["count"]), key=lambda r: -r["count"])
+
+
+def product_facets() -> dict[str, list]:
+    """Values present among active products, for the listing's filter controls."""
+    active = Product.objects.filter(status=Product.Status.ACTIVE)
+    return {
+        "genders": [
+            (value, Product.Gender(value).label)
+            for value in active.exclude(gender="").values_list("gender", flat=True).distinct().order_by("gender")
+        ],
+        "colours": list(active.exclude(colour="").values_list("colour", flat=True).distinct().order_by("colour")),
+    }
+
+
+def _category_index() -> dict[int, Category]:
+    """Every category, by id, in one query: walking ``parent`` node by node costs a query a level."""
+    return {node.id: node for node in Category.objects.only("id", "name", "slug", "parent_id", "depth")}
+
+
+def _path_to(node_id: int, index: dict[int, Category]) -> list[Category]:
+    chain: list[Category] = []
+    current = index.get(node_id)
+    while current is not None:
+        chain.append(current)
+        current = index.get(current.parent_id) if current.parent_id else None
+    return list(reversed(chain))
+
+
+def category_path(*, slug: str) -> list[Category]:
+    """The category ``slug`` and its ancestors, root first (a breadcrumb); [] when unknown."""
+    index = _category_index()
+    node = next((c for c in index.values() if c.slug == slug), None)
+    return _path_to(node.id, index) if node else []
+
+
+def category_choices() -> list[tuple[str, str]]:
+    """(slug, "Apparel › Topwear › Tshirts") for every category, sorted by that path."""
+    index = _category_index()
+    paths = [(node.slug, " › ".join(c.name for c in _path_to(node.id, index))) for node in index.values()]
+    return sorted(paths, key=lambda item: item[1].lower())

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+CATALOG_DIR = SHARED_DATA / "fashion_product_images"
+CONSUMER_DIR = SHARED_DATA / "clothing_dataset_cc0"
+
+
+@pytest.fixture
+def shared_catalog() -> Path:
+    if not (CATALOG_DIR / "labels.csv").exists():
+        pytest.skip(f"shared catalogue not found at {CATALOG_DIR} (../shared/data beside the repo)")
+    return CATALOG_DIR
+
+
+@pytest.fixture
+def shared_consumer_photos() -> Path:
+    if not (CONSUMER_DIR / "labels.csv").exists():
+        pytest.skip(f"shared consumer photos not found at {CONSUMER_DIR} (../shared/data beside the repo)")
+    return CONSUMER_DIR
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Each test writes images into its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"

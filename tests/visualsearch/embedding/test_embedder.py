@@ -1,0 +1,168 @@
+"""efficientnet_lite0 embeddings: shapes, invariances, input modes and device choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visualsearch.embedding import Embedder, EmbedderConfigError, configure, load_embedder
+from visualsearch.embedding.embedder import resolve_device
+
+from .helpers import clean_embedding_config  # noqa: F401  (autouse fixture)
+from .helpers import jpeg_roundtrip, picture, with_exif_orientation
+
+
+@pytest.fixture
+def lite() -> Embedder:
+    return load_embedder("efficientnet_lite0")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b)  # rows are unit length
+
+
+def assert_unit_rows(vectors: np.ndarray, dim: int) -> None:
+    assert vectors.dtype == np.float32
+    assert vectors.shape[1] == dim
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_default_model_is_efficientnet_lite0(lite: Embedder) -> None:
+    assert load_embedder() is lite
+    assert (lite.name, lite.dim) == ("efficientnet_lite0", 1280)
+
+
+def test_shape_dtype_and_unit_norm(lite: Embedder) -> None:
+    vectors = lite.embed([picture(seed) for seed in range(3)])
+    assert vectors.shape == (3, 1280)
+    assert_unit_rows(vectors, 1280)
+
+
+def test_empty_input(lite: Embedder) -> None:
+    vectors = lite.embed([])
+    assert vectors.shape == (0, 1280)
+    assert vectors.dtype == np.float32
+    assert lite.embed_tensors(torch.empty(0, 3, 224, 224)).shape == (0, 1280)
+
+
+def test_batch_size_does_not_change_embeddings(lite: Embedder) -> None:
+    images = [picture(seed, (120 + 10 * seed, 160)) for seed in range(5)]
+    together = lite.embed(images, batch_size=5)
+    in_pairs = lite.embed(images, batch_size=2)
+    alone = np.concatenate([lite.embed([image]) for image in images])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+    np.testing.assert_allclose(in_pairs, alone, atol=1e-4)
+
+
+def test_deterministic(lite: Embedder) -> None:
+    images = [picture(11), picture(12)]
+    np.testing.assert_array_equal(lite.embed(images), lite.embed(images))
+
+
+def test_embed_tensors_matches_embed(lite: Embedder) -> None:
+    images = [picture(21, (90, 120)), picture(22)]
+    batch = torch.stack([lite.preprocess(image) for image in images])
+    assert batch.shape == (2, 3, 224, 224)
+    assert batch.dtype == torch.float32
+    np.testing.assert_allclose(lite.embed_tensors(batch), lite.embed(images), atol=1e-5)
+
+
+def test_embed_tensors_rejects_wrong_shape(lite: Embedder) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        lite.embed_tensors(torch.zeros(3, 224, 224))
+
+
+def test_invalid_batch_size(lite: Embedder) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        lite.embed([picture(1)], batch_size=0)
+
+
+def test_same_picture_is_closer_than_a_different_one(lite: Embedder) -> None:
+    original = picture(31, (240, 320))
+    smaller = original.resize((120, 160), Image.Resampling.BILINEAR)
+    recompressed = jpeg_roundtrip(original, quality=60)
+    other = picture(32, (240, 320))
+    a, b, c, d = lite.embed([original, smaller, recompressed, other])
+    different = cosine(a, d)
+    assert cosine(a, b) > 0.9
+    assert cosine(a, c) > 0.9
+    assert cosine(a, b) - different > 0.1
+    assert cosine(a, c) - different > 0.1
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotated_equals_upright(lite: Embedder, orientation: int) -> None:
+    upright = picture(41, (150, 200))
+    upright_vec, rotated_vec = lite.embed([upright, with_exif_orientation(upright, orientation)])
+    np.testing.assert_allclose(rotated_vec, upright_vec, atol=1e-5)
+
+
+def test_other_colour_modes(lite: Embedder) -> None:
+    base = picture(51, (100, 130))
+    rgba = base.convert("RGBA")
+    rgba.putalpha(200)
+    palette = base.convert("P", palette=Image.Palette.ADAPTIVE)
+    sixteen_bit = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)  # "I;16"
+    assert sixteen_bit.mode == "I;16"
+    images = [rgba, base.convert("L"), base.convert("CMYK"), palette, sixteen_bit]
+    vectors = lite.embed(images)
+    assert_unit_rows(vectors, 1280)
+    np.testing.assert_allclose(vectors[4], lite.embed([base.convert("L")])[0], atol=1e-5)
+
+
+def test_fully_transparent_image_embeds_like_white(lite: Embedder) -> None:
+    transparent = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+    np.testing.assert_allclose(*lite.embed([transparent, white]), atol=1e-5)
+
+
+def test_cpu_when_cuda_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert load_embedder().device == "cpu"
+
+
+def test_device_selection_logic() -> None:
+    assert resolve_device("auto", lambda: True) == "cuda"
+    assert resolve_device("auto", lambda: False) == "cpu"
+    assert resolve_device("cpu", lambda: True) == "cpu"
+    assert resolve_device("cuda:1", lambda: True) == "cuda:1"
+    with pytest.raises(EmbedderConfigError, match="CUDA is not available"):
+        resolve_device("cuda", lambda: False)
+
+
+def test_pinned_cuda_without_gpu_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    configure(device="cuda")
+    with pytest.raises(EmbedderConfigError, match="CUDA"):
+        load_embedder()
+
+
+def test_env_device_cpu_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISUALSEARCH_DEVICE", "cpu")
+    assert load_embedder().device == "cpu"
+
+
+def test_resize_policy_is_configurable() -> None:
+    configure(resize_policy="pad")
+    embedder = load_embedder()
+    assert embedder.resize_policy == "pad"
+    # A tall image is padded: white margins left and right of the 224 square.
+    tensor = embedder.preprocess(Image.new("RGB", (50, 100), (0, 0, 0)))
+    assert tensor[:, 112, 0].tolist() == pytest.approx([1.0] * 3, abs=1e-6)
+
+
+def test_missing_configured_lite_weights_file(tmp_path) -> None:
+    configure(weights={"efficientnet_lite0": str(tmp_path / "missing.pth")})
+    with pytest.raises(EmbedderConfigError, match="never downloaded"):
+        load_embedder()
+
+
+def test_preprocessor_pickles_for_dataloader_workers(lite: Embedder) -> None:
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(lite.preprocessor))
+    image = picture(61, (80, 100))
+    assert torch.equal(clone(image), lite.preprocess(image))

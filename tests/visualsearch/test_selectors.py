@@ -1,0 +1,223 @@
+"""Visual search selectors against a small catalogue embedded with the real model.
+
+``build_catalogue`` is shared with the API, view and recommender tests.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.db import connection, transaction
+from PIL import Image
+
+from shop.models import Category, Merchant, Product
+from tests.factories import (
+    CategoryFactory,
+    MerchantFactory,
+    ProductFactory,
+    ProductImageFactory,
+    make_image_bytes,
+)
+from visualsearch.selectors import (
+    BadBox,
+    Box,
+    SearchFilters,
+    photo_embed,
+    product_search_by_photo,
+    product_search_by_vector,
+)
+from visualsearch.services import embedding_index_ensure, embeddings_store, images_embed
+
+pytestmark = pytest.mark.django_db
+
+IMAGE_SIZE = (64, 80)
+DIM = 1280  # efficientnet_lite0
+# key: (category, gender, price, merchant, colour, pattern). Colours and patterns differ
+# from product to product, so every picture has one clear nearest neighbour: itself.
+CATALOGUE = {
+    "red_tee": ("tshirts", "men", 499, "northwind", (200, 30, 30), 1),
+    "navy_tee": ("tshirts", "women", 699, "northwind", (25, 35, 110), 2),
+    "yellow_tee": ("tshirts", "women", 899, "southwind", (235, 200, 40), 3),
+    "green_shirt": ("shirts", "men", 1299, "southwind", (40, 140, 60), 4),
+    "pink_shirt": ("shirts", "women", 1499, "northwind", (230, 120, 170), 5),
+    "black_jeans": ("jeans", "men", 1999, "northwind", (20, 20, 20), 6),
+    "blue_jeans": ("jeans", "women", 2199, "southwind", (60, 110, 200), 7),
+    "white_sneaker": ("shoes", "unisex", 2999, "northwind", (245, 245, 245), 8),
+    "orange_sneaker": ("shoes", "men", 3499, "southwind", (240, 120, 20), 9),
+    "purple_sneaker": ("shoes", "women", 3999, "northwind", (120, 40, 150), 1),
+}
+
+
+@dataclass
+class Catalogue:
+    products: dict[str, Product]
+    images: dict[str, bytes]  # each product's picture, as stored
+    categories: dict[str, Category]
+    merchants: dict[str, Merchant]
+
+
+def build_catalogue() -> Catalogue:
+    """Apparel > Topwear > {Tshirts, Shirts}, Apparel > Bottomwear > Jeans, Footwear > Shoes; embedded."""
+    apparel = CategoryFactory(name="Apparel", slug="apparel")
+    topwear = CategoryFactory(name="Topwear", slug="apparel-topwear", parent=apparel)
+    bottomwear = CategoryFactory(name="Bottomwear", slug="apparel-bottomwear", parent=apparel)
+    footwear = CategoryFactory(name="Footwear", slug="footwear")
+    categories = {
+        "apparel": apparel,
+        "topwear": topwear,
+        "tshirts": CategoryFactory(name="Tshirts", slug="apparel-topwear-tshirts", parent=topwear),
+        "shirts": CategoryFactory(name="Shirts", slug="apparel-topwear-shirts", parent=topwear),
+        "jeans": CategoryFactory(name="Jeans", slug="apparel-bottomwear-jeans", parent=bottomwear),
+        "footwear": footwear,
+        "shoes": CategoryFactory(name="Shoes", slug="footwear-shoes", parent=footwear),
+    }
+    merchants = {slug: MerchantFactory(name=slug.title(), slug=slug) for slug in ("northwind", "southwind")}
+    products, images, image_ids = {}, {}, []
+    for key, (category, gender, price, merchant, colour, pattern) in CATALOGUE.items():
+        product = ProductFactory(
+            title=key.replace("_", " ").title(),
+            slug=key.replace("_", "-"),
+            category=categories[category],
+            gender=gender,
+            price=Decimal(price),
+            merchant=merchants[merchant],
+        )
+        data = make_image_bytes(colour=colour, pattern=pattern, size=IMAGE_SIZE)
+        image_ids.append(ProductImageFactory(product=product, data=data).id)
+        products[key], images[key] = product, data
+    assert images_embed(image_ids=image_ids).embedded == len(image_ids)
+    return Catalogue(products=products, images=images, categories=categories, merchants=merchants)
+
+
+def side_by_side(left: bytes, right: bytes, *, fmt: str = "PNG") -> bytes:
+    """One picture holding two catalogue pictures, left and right (a two-piece outfit)."""
+    a, b = Image.open(io.BytesIO(left)), Image.open(io.BytesIO(right))
+    canvas = Image.new("RGB", (a.width + b.width, max(a.height, b.height)), "white")
+    canvas.paste(a, (0, 0))
+    canvas.paste(b, (a.width, 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def pil(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.fixture(scope="module")
+def shared_catalogue(django_db_setup, django_db_blocker) -> Iterator[Catalogue]:
+    """One embedded catalogue per test module (embedding is the slow part), like Django's
+    TestCase.setUpTestData: built in an outer transaction that each test's own transaction
+    nests in as a savepoint, and rolled back after the module's last test. Tests change it
+    with queryset updates, never by saving these instances, so no test sees another's edits.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_catalogue()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def catalogue(shared_catalogue, db) -> Catalogue:
+    return shared_catalogue
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def keys_of(matches, catalogue: Catalogue) -> list[str]:
+    by_id = {p.id: key for key, p in catalogue.products.items()}
+    return [by_id[m.product.id] for m in matches]
+
+
+def test_identical_picture_comes_first_with_a_near_perfect_score(catalogue):
+    matches = product_search_by_photo(image=pil(catalogue.images["green_shirt"]), k=5)
+    assert keys_of(matches, catalogue)[0] == "green_shirt"
+    assert matches[0].score > 0.99
+    assert len(matches) == 5
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+
+
+def test_the_box_picks_one_piece_of_the_photo(catalogue):
+    outfit = pil(side_by_side(catalogue.images["navy_tee"], catalogue.images["orange_sneaker"]))
+    width, height = IMAGE_SIZE
+    right = product_search_by_photo(image=outfit, k=3, box=Box(x=width, y=0, w=width, h=height))
+    left = product_search_by_photo(image=outfit, k=3, box=Box(x=0, y=0, w=width, h=height))
+    assert keys_of(right, catalogue)[0] == "orange_sneaker"
+    assert keys_of(left, catalogue)[0] == "navy_tee"
+
+
+def test_a_box_outside_the_photo_is_refused(catalogue):
+    with pytest.raises(BadBox):
+        product_search_by_photo(image=pil(catalogue.images["red_tee"]), k=3, box=Box(x=500, y=500, w=50, h=50))
+
+
+FILTER_CASES = [
+    # A parent category matches its descendants' products.
+    (SearchFilters(category="apparel-topwear"), {"red_tee", "navy_tee", "yellow_tee", "green_shirt", "pink_shirt"}),
+    (SearchFilters(category="footwear"), {"white_sneaker", "orange_sneaker", "purple_sneaker"}),
+    (SearchFilters(category="apparel-bottomwear-jeans"), {"black_jeans", "blue_jeans"}),
+    (SearchFilters(gender="women"), {"navy_tee", "yellow_tee", "pink_shirt", "blue_jeans", "purple_sneaker"}),
+    (SearchFilters(min_price=Decimal("1000"), max_price=Decimal("2199")), {"green_shirt", "pink_shirt", "black_jeans", "blue_jeans"}),
+    (SearchFilters(min_price=Decimal("3000")), {"orange_sneaker", "purple_sneaker"}),
+    (SearchFilters(merchant="southwind"), {"yellow_tee", "green_shirt", "blue_jeans", "orange_sneaker"}),
+    (SearchFilters(category="apparel", gender="men", max_price=Decimal("1500")), {"red_tee", "green_shirt"}),
+    (SearchFilters(category="no-such-category"), set()),
+    (SearchFilters(merchant="no-such-merchant"), set()),
+]
+
+
+def test_each_filter_restricts_the_results(catalogue):
+    # The photo is embedded once: what is under test is the filtering.
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    for filters, expected in FILTER_CASES:
+        matches = product_search_by_vector(vector=query, k=20, filters=filters)
+        assert set(keys_of(matches, catalogue)) == expected, filters
+
+
+def test_hidden_products_are_never_returned(catalogue):
+    Product.objects.filter(id=catalogue.products["pink_shirt"].id).update(status=Product.Status.HIDDEN)
+    matches = product_search_by_photo(image=pil(catalogue.images["pink_shirt"]), k=20)
+    assert "pink_shirt" not in keys_of(matches, catalogue)
+    assert len(matches) == len(CATALOGUE) - 1
+
+
+def test_a_selective_filter_still_fills_k_through_the_iterative_index_scan(settings):
+    """3 of 64 products (under 5%) are shoes, and all 61 others are nearer the query.
+
+    A plain HNSW scan returns its ``ef_search`` nearest candidates and filters those: no
+    shoes. pgvector's iterative scan keeps walking the graph until k rows pass the filter.
+    The vectors are made up (stored through the real service) so that the shoes are
+    guaranteed to lie beyond the first candidates; embedding 64 photos would only be slower.
+    """
+    settings.VISUALSEARCH_HNSW_EF_SEARCH = 10
+    apparel, shoes = CategoryFactory(slug="scan-apparel"), CategoryFactory(slug="scan-shoes")
+    rng = np.random.default_rng(7)
+    query = unit(rng.normal(size=DIM))
+    images, vectors = [], []
+    for i in range(64):
+        is_shoe = i % 21 == 20
+        # Distinct bytes per image (the colour), as real listings' photos would be.
+        image = ProductImageFactory(product=ProductFactory(category=shoes if is_shoe else apparel), colour=(i * 3, 60, 90))
+        # Apparel lies close to the query (cosine ~0.96), shoes further out (~0.55): behind
+        # every other product, yet not so far out that the graph has no edge to them.
+        spread = 1.5 if is_shoe else 0.3
+        images.append(image)
+        vectors.append(unit(query + spread * unit(rng.normal(size=DIM))))
+    embeddings_store(images=images, vectors=np.stack(vectors), model_name=settings.VISUALSEARCH_MODEL)
+    embedding_index_ensure(model_name=settings.VISUALSEARCH_MODEL, dim=DIM)
+    with connection.cursor() as cursor:
+        # The table is tiny: make the planner use the HNSW index, as it would on a real catalogue.
+        # (A session setting, undone when the test's transaction rolls back.)
+        cursor.execute("SET enable_seqscan = off")
+    matches = product_search_by_vector(vector=query, k=3, filters=SearchFilters(category="scan-shoes"))
+    assert sorted(m.product.id for m in matches) == sorted(
+        img.product_id for img, vector in zip(images, vectors) if img.product.category_id == shoes.id
+    )

@@ -1,0 +1,61 @@
+"""REST API for visual search. Views parse, call the selector, and serialise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from visualsearch.forms import photo_upload_handlers
+from visualsearch.selectors import BadBox, product_search_by_photo
+from visualsearch.serializers import ImageSearchSerializer, ProductMatchListSerializer, product_matches_data
+
+BAD_REQUEST = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="Invalid input: a field name (or `box`) maps to a list of messages.",
+    examples=[
+        OpenApiExample("Not an image", value={"image": ["The file is not a readable image."]}),
+        OpenApiExample("Half a box", value={"box": ["Give all four of x, y, w and h for the box, or none of them."]}),
+        OpenApiExample("k out of bounds", value={"k": ["Ensure this value is less than or equal to 100."]}),
+    ],
+)
+
+
+class ImageSearchApi(APIView):
+    # Public and anonymous: no session authentication, so no CSRF check and nothing that
+    # parses the body before the upload handlers are in place.
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [MultiPartParser, FormParser]
+
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        request.upload_handlers = photo_upload_handlers(request, fields=frozenset({"image"}))
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="search_by_image",
+        summary="Products that look like a photo",
+        description=(
+            "Upload a photo (optionally with a box `x, y, w, h` around one garment, in pixels of the "
+            "upright photo) and get the `k` most similar active products, best first. `score` is the "
+            "cosine similarity of the image embeddings (1.0 for an identical picture)."
+        ),
+        request={"multipart/form-data": ImageSearchSerializer},
+        responses={200: ProductMatchListSerializer, 400: BAD_REQUEST},
+        tags=["search"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ImageSearchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            matches = product_search_by_photo(**serializer.search_arguments())
+        except BadBox as exc:
+            raise ValidationError({"box": [str(exc)]}) from exc
+        return Response(product_matches_data(matches, request=request))

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class VisualsearchConfig(AppConfig):
+    name = "visualsearch"
+    verbose_name = "Visual search"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from visualsearch.embedding import configure
+
+        # Cheap: torch is imported only when a model is first loaded.
+        configure(
+            active_model=settings.VISUALSEARCH_MODEL,
+            weights=settings.VISUALSEARCH_WEIGHTS,
+            device=settings.VISUALSEARCH_DEVICE,
+        )

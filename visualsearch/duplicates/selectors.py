@@ -1,0 +1,98 @@
+"""Reads for duplicate listings: the review queue, its counts and filters, confirmed pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from shop.models import Category, Merchant, Product
+from shop.selectors import category_descendant_ids
+from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction
+
+
+@dataclass(frozen=True)
+class FlagFilters:
+    status: str = DuplicateFlag.Status.OPEN
+    kind: str | None = None
+    merchant: str | None = None  # slug; either listing's merchant
+    category: str | None = None  # slug; either listing's category, descendants included
+
+
+def confirmed_duplicate_ids(*, product_id: int) -> set[int]:
+    """Products confirmed as duplicates of ``product_id`` (either side of a confirmed flag)."""
+    pairs = DuplicateFlag.objects.filter(
+        Q(product_a_id=product_id) | Q(product_b_id=product_id), status=DuplicateFlag.Status.CONFIRMED
+    ).values_list("product_a_id", "product_b_id")
+    return {other for pair in pairs for other in pair if other != product_id}
+
+
+def _scope(filters: FlagFilters) -> Q:
+    """The non-status part of the filters, as one Q."""
+    q = Q()
+    if filters.kind:
+        q &= Q(kind=filters.kind)
+    if filters.merchant:
+        q &= Q(product_a__merchant__slug=filters.merchant) | Q(product_b__merchant__slug=filters.merchant)
+    if filters.category:
+        category = Category.objects.filter(slug=filters.category).first()
+        ids = category_descendant_ids(category=category) if category else []
+        q &= Q(product_a__category_id__in=ids) | Q(product_b__category_id__in=ids)
+    return q
+
+
+def duplicate_flag_list(*, filters: FlagFilters | None = None, reviewer=None) -> QuerySet[DuplicateFlag]:
+    """Flags with ``filters.status``, loaded with both listings, merchants, categories and matched images.
+
+    Open flags come by score, highest first, and those ``reviewer`` skipped come last;
+    resolved ones come most recently resolved first.
+    """
+    filters = filters or FlagFilters()
+    queryset = DuplicateFlag.objects.filter(_scope(filters), status=filters.status).select_related(
+        "product_a__merchant",
+        "product_a__category__parent",
+        "product_b__merchant",
+        "product_b__category__parent",
+        "image_a",
+        "image_b",
+        "resolved_by",
+        "kept_product",
+        "hidden_product",
+    )
+    if filters.status == DuplicateFlag.Status.OPEN:
+        if reviewer is not None and reviewer.pk is not None:
+            skipped = DuplicateFlagAction.objects.filter(
+                flag=OuterRef("pk"), action=DuplicateFlagAction.Action.SKIP, actor=reviewer
+            )
+            return queryset.annotate(skipped=Exists(skipped)).order_by("skipped", "-score", "id")
+        return queryset.order_by("-score", "id")
+    return queryset.order_by("-resolved_at", "-id")
+
+
+def duplicate_flag_counts(*, filters: FlagFilters | None = None) -> dict[str, int]:
+    """{status: count} under the filters' kind, merchant and category, in one query."""
+    filters = filters or FlagFilters()
+    return DuplicateFlag.objects.filter(_scope(filters)).aggregate(
+        **{status: Count("id", filter=Q(status=status)) for status in DuplicateFlag.Status.values}
+    )
+
+
+def duplicate_flag_get(*, flag_id: int) -> DuplicateFlag | None:
+    return DuplicateFlag.objects.select_related("product_a", "product_b").filter(pk=flag_id).first()
+
+
+def duplicate_filter_choices() -> dict[str, list]:
+    """Merchants and categories that appear in flags, for the queue's filter menus."""
+    flagged = DuplicateFlag.objects.values("product_a_id")
+    flagged_b = DuplicateFlag.objects.values("product_b_id")
+    products = Product.objects.filter(Q(id__in=flagged) | Q(id__in=flagged_b))
+    merchants = list(Merchant.objects.filter(id__in=products.values("merchant_id")).order_by("name"))
+    categories = list(
+        Category.objects.filter(id__in=products.values("category_id")).select_related("parent__parent").order_by("name")
+    )
+    return {"merchants": merchants, "categories": categories}
+
+
+def duplicate_actions_recent(*, limit: int = 8) -> list[DuplicateFlagAction]:
+    """The latest review actions, newest first (the queue's activity panel)."""
+    return list(DuplicateFlagAction.objects.select_related("actor", "flag").order_by("-at", "-id")[:limit])

@@ -1,0 +1,177 @@
+"""Embedding configuration: constants, environment variables and overrides.
+
+This module must stay free of torch (and of Django) so that importing
+``visualsearch.embedding`` is cheap for web processes that never embed.
+
+Precedence for every setting: value pushed with ``configure()`` (the Django
+app forwards its settings that way) > environment variable > built-in default.
+Environment variables are read when settings are resolved, i.e. when a model
+is loaded, not at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import EmbedderConfigError
+
+MODEL_NAMES: tuple[str, ...] = ("efficientnet_lite0", "resnet50", "vgg16", "googlenet")
+DEFAULT_MODEL = "efficientnet_lite0"
+
+RESIZE_POLICIES: tuple[str, ...] = ("pad", "crop", "stretch")
+
+# Chosen by measurement (scripts/measure_embedding.py, docs/embedding.md):
+# efficientnet_lite0, 2,000 catalogue images as gallery, the 1,076
+# aspect-preserving copies from duplicates.csv as queries, exact cosine:
+#   stretch R@1 0.884 / R@10 0.964, pad 0.835 / 0.945, crop 0.832 / 0.941
+#   (225x300 copies: stretch 1.000 / 1.000, pad 0.985 / 1.000, crop 0.961 / 0.995).
+# The catalogue photos were squashed from 3:4 to 1:1 by their source, and only
+# "stretch" gives an unsquashed query of the same photo that same geometry.
+# Re-measure if the catalogue ever stores aspect-preserving images.
+DEFAULT_RESIZE_POLICY = "stretch"
+
+# Chosen by measurement on a 2-core CPU (efficientnet_lite0, 2 torch threads,
+# channels_last, 64 aspect-preserving 225x300 images, median of 5), images/s:
+#   batch  1: forward  74.1, embed()  65.4
+#   batch  8: forward 102.2, embed()  91.8
+#   batch 32: forward  67.0, embed()  58.5
+# Bigger CPU batches get slower (activations fall out of cache). Not measured
+# on a GPU, where a larger batch_size= is likely to pay off.
+DEFAULT_BATCH_SIZE = 8
+
+ENV_MODEL = "VISUALSEARCH_MODEL"
+ENV_DEVICE = "VISUALSEARCH_DEVICE"
+ENV_RESIZE_POLICY = "VISUALSEARCH_RESIZE_POLICY"
+ENV_TORCH_THREADS = "VISUALSEARCH_TORCH_THREADS"
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def weights_env_var(name: str) -> str:
+    """Environment variable holding the weight file for ``name``."""
+    return f"VISUALSEARCH_{name.upper()}_WEIGHTS"
+
+
+def weights_setting_hint(name: str) -> str:
+    """Human-readable names of both places a weight path can be set."""
+    return f'VISUALSEARCH_WEIGHTS["{name}"] (Django setting) or env {weights_env_var(name)}'
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """Resolved configuration. ``device`` is ``"auto"`` unless pinned."""
+
+    active_model: str = DEFAULT_MODEL
+    weights: Mapping[str, str] = field(default_factory=dict)
+    device: str = "auto"
+    resize_policy: str = DEFAULT_RESIZE_POLICY
+    num_threads: int | None = None
+
+    def weights_path(self, name: str) -> str | None:
+        """Configured weight file for ``name``; configure() wins over the env."""
+        configured = self.weights.get(name)
+        if configured:
+            return configured
+        return _env(weights_env_var(name))
+
+
+def validate_model_name(name: str) -> str:
+    if name not in MODEL_NAMES:
+        raise EmbedderConfigError(
+            f"Unknown embedding model {name!r}. Available models: {', '.join(MODEL_NAMES)}."
+        )
+    return name
+
+
+def validate_device(device: str) -> str:
+    device = device.strip().lower()
+    if not _DEVICE_PATTERN.match(device):
+        raise EmbedderConfigError(
+            f"Invalid embedding device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'."
+        )
+    return device
+
+
+def validate_resize_policy(policy: str) -> str:
+    if policy not in RESIZE_POLICIES:
+        raise EmbedderConfigError(
+            f"Unknown resize policy {policy!r}. Available policies: {', '.join(RESIZE_POLICIES)}."
+        )
+    return policy
+
+
+def validate_weights(weights: Mapping[str, Any]) -> dict[str, str]:
+    """Check model names and turn path-likes into strings; empty values mean unset."""
+    cleaned: dict[str, str] = {}
+    for name, path in weights.items():
+        validate_model_name(name)
+        if path is None or str(path).strip() == "":
+            continue
+        cleaned[name] = os.fspath(path)
+    return cleaned
+
+
+def _validate_threads(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise EmbedderConfigError(f"{ENV_TORCH_THREADS} must be a positive integer, got {raw!r}.")
+    return value
+
+
+def _env(name: str) -> str | None:
+    """Environment value, with empty or blank strings treated as unset."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+# Values pushed with configure(); absent keys fall back to env / defaults.
+_overrides: dict[str, Any] = {}
+_overrides_lock = threading.Lock()
+
+
+def set_overrides(**values: Any) -> None:
+    """Validate and store overrides; ``None`` values leave a setting unchanged."""
+    validators = {
+        "active_model": validate_model_name,
+        "weights": validate_weights,
+        "device": validate_device,
+        "resize_policy": validate_resize_policy,
+    }
+    # Validate everything before storing anything, so a bad call changes nothing.
+    cleaned = {key: validators[key](value) for key, value in values.items() if value is not None}
+    with _overrides_lock:
+        _overrides.update(cleaned)
+
+
+def clear_overrides() -> None:
+    with _overrides_lock:
+        _overrides.clear()
+
+
+def current_settings() -> EmbeddingSettings:
+    """Resolve overrides, environment variables and defaults into settings."""
+    with _overrides_lock:
+        overrides = dict(_overrides)
+    active_model = overrides.get("active_model") or validate_model_name(
+        _env(ENV_MODEL) or DEFAULT_MODEL
+    )
+    device = overrides.get("device") or validate_device(_env(ENV_DEVICE) or "auto")
+    resize_policy = overrides.get("resize_policy") or validate_resize_policy(
+        _env(ENV_RESIZE_POLICY) or DEFAULT_RESIZE_POLICY
+    )
+    threads_raw = _env(ENV_TORCH_THREADS)
+    return EmbeddingSettings(
+        active_model=active_model,
+        weights=dict(overrides.get("weights", {})),
+        device=device,
+        resize_policy=resize_policy,
+        num_threads=_validate_threads(threads_raw) if threads_raw else None,
+    )

@@ -1,0 +1,111 @@
+"""On-disk cache of image vectors for the evaluation, one SQLite file per encoder.
+
+A vector is stored under a key made of what produced its input: the file's absolute
+path, modification time and size (plus, for synthetic views, the recipe version and
+seed). The file name carries a fingerprint of the encoder: the model name and resize
+policy and a hash of the source of ``visualsearch/embedding`` (or of the baseline
+module), so changing the preprocessing or the model code starts a fresh cache rather
+than mixing old and new vectors. Re-running ``evaluate`` then embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Images decoded and encoded per step; each step commits to the cache, so an
+# interrupted run keeps its work.
+CHUNK = 64
+
+
+def source_fingerprint(*parts: str, paths: Sequence[Path] = ()) -> str:
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part.encode())
+    for path in sorted(paths):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def file_key(path: Path, prefix: str = "file") -> str:
+    stat = Path(path).stat()
+    return f"{prefix}|{Path(path).resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
+
+
+class VectorCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, data BLOB)")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(data, dtype=np.float32, count=dim).copy()
+        return found
+
+    def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO vectors (key, dim, data) VALUES (?, ?, ?)",
+            [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],
+        )
+        self._db.commit()
+
+
+def encode_cached(
+    cache: VectorCache | None,
+    keys: Sequence[str],
+    loaders: Sequence[Callable[[], Image.Image]],
+    encode: Callable[[list[Image.Image]], np.ndarray],
+    dim: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Vectors for every key (rows in order) and how many had to be computed.
+
+    Missing ones are loaded (``loaders[i]()``, in a background thread one chunk ahead)
+    and encoded in chunks of ``CHUNK``.
+    """
+    found = cache.get_many(keys) if cache else {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    out = np.zeros((len(keys), dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in found:
+            out[i] = found[key]
+    if progress and len(keys) - len(missing):
+        progress(len(keys) - len(missing))
+    chunks = [missing[s : s + CHUNK] for s in range(0, len(missing), CHUNK)]
+
+    def load(rows: list[int]) -> list[Image.Image]:
+        images = []
+        for i in rows:
+            image = loaders[i]()
+            image.load()
+            images.append(image)
+        return images
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-loader") as pool:
+        pending = pool.submit(load, chunks[0]) if chunks else None
+        for n, rows in enumerate(chunks):
+            images = pending.result()
+            pending = pool.submit(load, chunks[n + 1]) if n + 1 < len(chunks) else None
+            vectors = encode(images)
+            for row, vector in zip(rows, vectors, strict=True):
+                out[row] = vector
+            if cache:
+                cache.put_many([(keys[row], vector) for row, vector in zip(rows, vectors, strict=True)])
+            if progress:
+                progress(len(rows))
+    return out, len(missing)

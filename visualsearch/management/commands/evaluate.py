@@ -1,0 +1,80 @@
+"""``manage.py evaluate``: retrieval quality on the shared data, against a colour + HOG baseline.
+
+    python manage.py evaluate --quick                 # small seeded subsets, under 2 minutes
+    python manage.py evaluate                         # everything (first run embeds ~15k images)
+    python manage.py evaluate --model resnet50        # another model beside the active one
+
+Vectors are cached under var/cache/evaluate/<model>/, so re-runs only search. Reports go
+to reports/ (evaluate.json, evaluate.md, tsne.png; evaluate_quick.* and tsne_quick.png for
+--quick). See visualsearch/evaluation/quality.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from visualsearch.embedding import available_models
+from visualsearch.evaluation import data
+from visualsearch.evaluation.quality import EvalOptions, evaluate_run, evaluate_text
+
+
+class Command(BaseCommand):
+    help = "Measure retrieval quality (copies, consumer-like views, consumer photo categories), exact and through pgvector."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", action="append", choices=available_models(), default=[],
+                            help="also evaluate this model (repeatable); the active model is always included")
+        parser.add_argument("--quick", action="store_true", help="small seeded subsets (CI smoke test)")
+        parser.add_argument("--json", type=Path, help="where to write the JSON (default reports/evaluate.json)")
+        parser.add_argument("--out", type=Path, help="reports folder (default reports/)")
+        parser.add_argument("--cache-dir", type=Path, help="embedding cache (default var/cache/evaluate)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--gallery-size", type=int, help="catalogue photos in the gallery (default: all; quick 600)")
+        parser.add_argument("--copies", type=int, help="copy queries (default: all 1,076; quick 120)")
+        parser.add_argument("--synthetic", type=int, help="synthetic consumer-like views (default 1,000; quick 60)")
+        parser.add_argument("--consumer-per-label", type=int, help="consumer photos per label (default: all; quick 6)")
+        parser.add_argument("--no-baseline", action="store_true", help="leave out the colour + HOG baseline")
+        parser.add_argument("--no-index", action="store_true", help="exact search only, no pgvector index")
+        parser.add_argument("--no-map", action="store_true", help="skip the t-SNE map")
+        parser.add_argument("--no-duplicates", action="store_true", help="skip the duplicate detector's evaluation")
+        parser.add_argument("--catalog", type=Path, default=data.CATALOG_DIR)
+        parser.add_argument("--consumer", type=Path, default=data.CONSUMER_DIR)
+
+    def handle(self, *args, **opts):
+        if not (opts["catalog"] / "labels.csv").exists():
+            raise CommandError(f"No catalogue at {opts['catalog']} (expected labels.csv and duplicates.csv there).")
+        for name in ("gallery_size", "copies", "synthetic", "consumer_per_label"):
+            if opts[name] is not None and opts[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        out_dir = opts["out"] or Path(settings.BASE_DIR) / "reports"
+        argv = sys.argv[1:] if sys.argv[1:2] == ["evaluate"] else ["evaluate", "(called in-process)"]
+        options = EvalOptions(
+            models=(settings.VISUALSEARCH_MODEL, *opts["model"]),
+            quick=opts["quick"],
+            seed=opts["seed"],
+            gallery_size=opts["gallery_size"],
+            copies=opts["copies"],
+            synthetic=opts["synthetic"],
+            consumer_per_label=opts["consumer_per_label"],
+            with_baseline=not opts["no_baseline"],
+            with_index=not opts["no_index"],
+            with_map=not opts["no_map"],
+            with_duplicates=not opts["no_duplicates"],
+            catalog_dir=opts["catalog"],
+            consumer_dir=opts["consumer"],
+            out_dir=out_dir,
+            json_path=opts["json"],
+            cache_dir=opts["cache_dir"] or Path(settings.BASE_DIR) / "var" / "cache" / "evaluate",
+            command="python manage.py " + " ".join(shlex.quote(a) for a in argv),
+        )
+        result = evaluate_run(options, log=lambda line: self.stdout.write(line))
+        self.stdout.write("")
+        self.stdout.write(evaluate_text(result))
+        suffix = "_quick" if options.quick else ""
+        json_path = options.json_path or out_dir / f"evaluate{suffix}.json"
+        self.stdout.write(f"JSON: {json_path}; Markdown: {json_path.with_suffix('.md')}; map: {out_dir / f'tsne{suffix}.png'}")

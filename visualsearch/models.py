@@ -1,0 +1,62 @@
+"""Image embeddings, one row per (product image, model), in pgvector.
+
+Vectors are stored as ``halfvec`` without a fixed dimension so that models of different
+sizes (EfficientNet-Lite0 1280, ResNet-50 2048, a fine-tuned 256-d head) can live side by
+side while a catalogue is re-indexed. Each model gets its own partial HNSW index over
+``vector::halfvec(<dim>)`` (see ``visualsearch.services.embedding_index_ensure``);
+queries use the same expression so the planner picks that index.
+
+Why halfvec: half the bytes of ``vector`` and HNSW indexes up to 4,000 dimensions
+(``vector`` stops at 2,000, below ResNet-50's 2,048). Recall against float32 exact
+search is measured in ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from pgvector.django import HalfVectorField
+
+from shop.models import Product, ProductImage
+
+
+class ImageEmbedding(models.Model):
+    image = models.ForeignKey(ProductImage, related_name="embeddings", on_delete=models.CASCADE)
+    # Denormalised from image.product so that filtered searches join one table, not two.
+    product = models.ForeignKey(Product, related_name="embeddings", on_delete=models.CASCADE)
+    model_name = models.CharField(max_length=64)
+    dim = models.PositiveIntegerField()
+    vector = HalfVectorField()
+    # Denormalised from image.sha256. Of the rows of one model holding the same bytes (an
+    # exact copy listed under several products), one is canonical: only canonical rows are
+    # in the HNSW index, so a photo re-used by 500 listings is one graph node, not 500
+    # identical ones (identical vectors degrade HNSW). Searches reach the copies through
+    # the canonical row (``visualsearch.selectors.nearest_product_ids``).
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    is_canonical = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_name"], name="embedding_unique_image_model"),
+        ]
+        indexes = [
+            models.Index(fields=["model_name", "product"], name="embedding_model_product_idx"),
+            models.Index(fields=["model_name", "sha256"], name="embedding_model_sha256_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} embedding of image {self.image_id}"
+
+
+# Duplicate listings (visualsearch.duplicates): defined there, registered with this app here.
+from visualsearch.duplicates.models import (  # noqa: E402
+    DuplicateFlag,
+    DuplicateFlagAction,
+    ImageFingerprint,
+    _connect_signals,
+)
+
+_connect_signals()
+
+__all__ = ["DuplicateFlag", "DuplicateFlagAction", "ImageEmbedding", "ImageFingerprint"]

@@ -1,0 +1,117 @@
+"""API shapes for visual search: the image search request, and the result list that the
+search and the "similar products" endpoints both return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from shop.images import ImageRejected
+from shop.models import Category, Merchant, Product
+from visualsearch.forms import BOX_FIELDS, box_from, photo_open, price_range_error, search_filters_from
+from visualsearch.selectors import ProductMatch
+
+IMAGE_SEARCH_DEFAULT_K = 12
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class PhotoField(serializers.FileField):
+    """A file upload; documented as binary (drf-spectacular says "uri" for a FileField
+    unless COMPONENT_SPLIT_REQUEST is on, which would rename every request component)."""
+
+
+class ImageSearchSerializer(serializers.Serializer):
+    """multipart/form-data for POST /api/search/image."""
+
+    image = PhotoField(help_text="The photo: JPEG, PNG or WebP, up to 20 MB and 40 megapixels.")
+    x = serializers.IntegerField(required=False, help_text="Box left edge, in pixels of the upright photo.")
+    y = serializers.IntegerField(required=False, help_text="Box top edge, in pixels of the upright photo.")
+    w = serializers.IntegerField(required=False, min_value=1, help_text="Box width in pixels.")
+    h = serializers.IntegerField(required=False, min_value=1, help_text="Box height in pixels.")
+    category = serializers.SlugField(required=False, help_text="Category slug; its subcategories match too.")
+    gender = serializers.ChoiceField(required=False, choices=Product.Gender.choices)
+    min_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
+    max_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
+    merchant = serializers.SlugField(required=False, help_text="Merchant slug.")
+    k = serializers.IntegerField(
+        required=False,
+        default=IMAGE_SEARCH_DEFAULT_K,
+        min_value=1,
+        max_value=settings.VISUALSEARCH_MAX_K,
+        help_text="How many products to return.",
+    )
+
+    def validate_image(self, upload: Any) -> Any:
+        try:
+            return photo_open(upload)
+        except ImageRejected as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_category(self, slug: str) -> str:
+        if not Category.objects.filter(slug=slug).exists():
+            raise serializers.ValidationError("Unknown category.")
+        return slug
+
+    def validate_merchant(self, slug: str) -> str:
+        if not Merchant.objects.filter(slug=slug).exists():
+            raise serializers.ValidationError("Unknown merchant.")
+        return slug
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["box"] = box_from(attrs)
+        except ValueError as exc:
+            raise serializers.ValidationError({"box": [str(exc)]}) from exc
+        if error := price_range_error(attrs):
+            raise serializers.ValidationError({"max_price": [error]})
+        return {key: value for key, value in attrs.items() if key not in BOX_FIELDS}
+
+    def search_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``product_search_by_photo``."""
+        data = self.validated_data
+        return {"image": data["image"], "box": data["box"], "k": data["k"], "filters": search_filters_from(data)}
+
+
+class ProductMatchSerializer(serializers.Serializer):
+    """One product in a result list. URLs are absolute (the request is in the context)."""
+
+    id = serializers.IntegerField(source="product.id")
+    title = serializers.CharField(source="product.title")
+    price = serializers.DecimalField(source="product.price", max_digits=10, decimal_places=2)
+    currency = serializers.CharField(source="product.currency")
+    image_url = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    score = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_image_url(self, match: ProductMatch) -> str | None:
+        # The primary image, as on the storefront's cards (prefetched by the selector).
+        image = match.product.primary_image
+        return self._absolute(image.image.url) if image else None
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, match: ProductMatch) -> str:
+        return self._absolute(match.product.get_absolute_url())
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_score(self, match: ProductMatch) -> float:
+        """Cosine similarity to the query, 1.0 for an identical picture."""
+        return round(float(match.score), 4)
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class ProductMatchListSerializer(serializers.Serializer):
+    """``{"results": [...]}``, best match first."""
+
+    results = ProductMatchSerializer(many=True)
+
+
+def product_matches_data(matches: list[ProductMatch], *, request: Any) -> dict[str, Any]:
+    return ProductMatchListSerializer({"results": matches}, context={"request": request}).data
