@@ -114,8 +114,14 @@ class ImagePreprocessor:
         return resize_to_square(to_rgb(image), self.input_size, self.resize_policy, self.resample)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        pixels = np.array(self.prepare_image(image), dtype=np.uint8)  # (S, S, 3), a writable copy
-        tensor = torch.from_numpy(pixels).permute(2, 0, 1).to(torch.float32).div_(255.0)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
-        return tensor.sub_(mean).div_(std).contiguous()
+        # Normalised in numpy with one fused multiply-add: small torch ops cost ~3-4 ms per
+        # 224x224 image on the 2-core box (7x this), a quarter of the forward pass per image.
+        pixels = np.asarray(self.prepare_image(image), dtype=np.uint8)  # (S, S, 3)
+        scale, shift = self._affine()
+        values = pixels.astype(np.float32) * scale - shift
+        return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+
+    def _affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x / 255 - mean) / std as x * scale - shift, per channel."""
+        std = np.asarray(self.std, dtype=np.float32)
+        return 1.0 / (255.0 * std), np.asarray(self.mean, dtype=np.float32) / std
