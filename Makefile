@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db
+.PHONY: demo test venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db train load check-index
 
 # Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
 $(STAMP): requirements.txt
@@ -61,3 +61,23 @@ evaluate: migrate
 
 bench: migrate
 	$(PY) manage.py bench $(BENCH_ARGS)
+
+# Bounded mixed-traffic load test against gunicorn on loopback (needs `make embed` first);
+# reports/load.{json,md}. Drift between images and embeddings: check-index (FIX=1 repairs).
+LOAD_ARGS ?=
+load: migrate
+	$(PY) manage.py load_test $(LOAD_ARGS)
+
+check-index: migrate
+	$(PY) manage.py check_index $(if $(FIX),--fix,)
+
+# Fine-tune the embedding (triplet loss, hard negatives) on the shared data and score it on its
+# hold-out against the ImageNet features (docs/benchmarks.md, "Fine-tuned embedding"). About
+# 15-25 minutes on 2 cores the first time (backbone features are cached in var/cache/train);
+# an interrupted run resumes. Then: embed_catalog --model $(MODEL_NAME), VISUALSEARCH_MODEL=$(MODEL_NAME).
+MODEL_NAME ?= efficientnet_lite0-triplet-v1
+TRAIN_ARGS ?=
+train: migrate
+	@if [ -f var/models/$(MODEL_NAME)/metadata.json ]; then echo "var/models/$(MODEL_NAME) exists: not retrained (remove it, or MODEL_NAME=...-v2)"; \
+	else VISUALSEARCH_TORCH_THREADS=$${VISUALSEARCH_TORCH_THREADS:-1} $(PY) manage.py train_embedder --name $(MODEL_NAME) --resume $(TRAIN_ARGS); fi
+	$(PY) manage.py evaluate --model $(MODEL_NAME) --holdout $(MODEL_NAME) --no-baseline --no-duplicates

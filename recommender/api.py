@@ -16,11 +16,14 @@ from recommender.selectors import product_similar
 from recommender.serializers import SimilarQuerySerializer
 from shop.selectors import product_get_by_ids
 from visualsearch.serializers import ProductMatchListSerializer, product_matches_data
+from visualsearch.throttles import ScopedThrottle
 
 
 class ProductSimilarApi(APIView):
     authentication_classes: list[Any] = []  # public, anonymous, read-only
     permission_classes = [AllowAny]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "similar"
 
     @extend_schema(
         operation_id="product_similar",

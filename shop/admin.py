@@ -1,14 +1,23 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AdminFileWidget
 from django.db.models import Count
 from django.utils.html import format_html
 
-from shop.images import ImageRejected, image_check
+from shop.images import ImageRejected, image_check, max_upload_bytes, too_large_message
 from shop.models import Category, Merchant, Product, ProductImage
 
 
 class ProductImageAdminForm(forms.ModelForm):
-    """Uploads through the admin get the same checks, hash and embedding as any other."""
+    """Uploads through the admin get the same checks, hash and embedding as any other.
+
+    The field is a plain file field, not Django's ImageField (which would let Pillow open
+    the upload with any of its plugins first): ``shop.images.image_check`` alone decides.
+    The stored name is content-addressed (``product_image_path``) and its extension comes
+    from the content; the uploader's file name never reaches the filesystem.
+    """
+
+    image = forms.FileField(label="Image", widget=AdminFileWidget)
 
     class Meta:
         model = ProductImage
@@ -17,12 +26,19 @@ class ProductImageAdminForm(forms.ModelForm):
     def clean_image(self):
         upload = self.cleaned_data.get("image")
         if upload and "image" in self.changed_data:
+            if upload.size is not None and upload.size > max_upload_bytes():
+                raise forms.ValidationError(too_large_message())  # refused without reading it
             upload.seek(0)
             try:
-                checked = image_check(upload.read())
+                checked = image_check(
+                    upload.read(max_upload_bytes() + 1),
+                    name=upload.name,
+                    content_type=getattr(upload, "content_type", None),
+                )
             except ImageRejected as exc:
                 raise forms.ValidationError(str(exc)) from exc
             upload.seek(0)
+            upload.name = f"upload.{checked.extension}"
             self.instance.sha256 = checked.sha256
             self.instance.width, self.instance.height = checked.width, checked.height
             self.instance.embedding_dirty = True

@@ -39,7 +39,7 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from shop.images import MAX_IMAGE_BYTES, CheckedImage, ImageRejected, image_check
+from shop.images import CheckedImage, ImageRejected, image_check, max_upload_bytes
 from shop.models import ALLOWED_IMAGE_EXTENSIONS, Category, Merchant, Product, ProductImage
 from shop.pricing import CURRENCY, derived_price
 from shop.services import category_get_or_create_path, merchant_get_or_create, product_image_add, product_upsert
@@ -433,8 +433,8 @@ def _read_image(row: ProductRow) -> bytes:
         size = row.image_path.stat().st_size
         if not row.image_path.is_file():
             raise RowSkipped(MISSING_IMAGE, f"{row.image_label} is not a file")
-        if size > MAX_IMAGE_BYTES:
-            raise RowSkipped(BAD_IMAGE, f"{row.image_label}: the file is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+        if size > max_upload_bytes():
+            raise RowSkipped(BAD_IMAGE, f"{row.image_label}: the file is larger than {max_upload_bytes() // 2**20} MB")
         return row.image_path.read_bytes()
     except FileNotFoundError:
         raise RowSkipped(MISSING_IMAGE, f"{row.image_label} does not exist") from None
@@ -515,7 +515,9 @@ def _import_row(
     checked: CheckedImage | None = None
     if not image_known:
         try:
-            checked = image_check(data)  # the only full decode, and only for bytes we have not stored
+            # The only full decode, and only for bytes we have not stored; the file's own
+            # extension must agree with its content (a PNG saved as .jpg is reported).
+            checked = image_check(data, name=row.image_path.name)
         except ImageRejected as exc:
             raise RowSkipped(BAD_IMAGE, f"{row.image_label}: {exc}") from None
 

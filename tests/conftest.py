@@ -25,3 +25,13 @@ def shared_consumer_photos() -> Path:
 def _media_root(settings, tmp_path):
     """Each test writes images into its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters (and anything else cached) never leak from one test into another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

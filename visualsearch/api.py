@@ -6,16 +6,19 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from visualsearch.forms import photo_upload_handlers
+from shop import images as shop_images
+from visualsearch.forms import photo_upload_handlers, request_too_large
 from visualsearch.selectors import BadBox, product_search_by_photo
 from visualsearch.serializers import ImageSearchSerializer, ProductMatchListSerializer, product_matches_data
+from visualsearch.throttles import ScopedThrottle
 
 BAD_REQUEST = OpenApiResponse(
     response=OpenApiTypes.OBJECT,
@@ -26,6 +29,21 @@ BAD_REQUEST = OpenApiResponse(
         OpenApiExample("k out of bounds", value={"k": ["Ensure this value is less than or equal to 100."]}),
     ],
 )
+TOO_LARGE = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="The request body is far larger than a photo may be; it was not read.",
+    examples=[OpenApiExample("Too large", value={"image": ["The file is larger than 20 MB."]})],
+)
+THROTTLED = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description="Too many searches from this client; `Retry-After` says when to try again.",
+    examples=[OpenApiExample("Throttled", value={"detail": "Request was throttled. Expected available in 12 seconds."})],
+)
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
 
 
 class ImageSearchApi(APIView):
@@ -34,10 +52,17 @@ class ImageSearchApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "image_search"
 
     def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
         request.upload_handlers = photo_upload_handlers(request, fields=frozenset({"image"}))
         return super().initialize_request(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # throttles first: a throttled body is never read
+        if request.method == "POST" and request_too_large(request._request):
+            raise RequestTooLarge({"image": [shop_images.too_large_message()]})
 
     @extend_schema(
         operation_id="search_by_image",
@@ -48,7 +73,7 @@ class ImageSearchApi(APIView):
             "cosine similarity of the image embeddings (1.0 for an identical picture)."
         ),
         request={"multipart/form-data": ImageSearchSerializer},
-        responses={200: ProductMatchListSerializer, 400: BAD_REQUEST},
+        responses={200: ProductMatchListSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 429: THROTTLED},
         tags=["search"],
     )
     def post(self, request: Request) -> Response:

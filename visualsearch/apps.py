@@ -12,6 +12,7 @@ class VisualsearchConfig(AppConfig):
 
         # Cheap: torch is imported only when a model is first loaded.
         configure(
+            models_dir=getattr(settings, "VISUALSEARCH_MODELS_DIR", None),
             active_model=settings.VISUALSEARCH_MODEL,
             weights=settings.VISUALSEARCH_WEIGHTS,
             device=settings.VISUALSEARCH_DEVICE,

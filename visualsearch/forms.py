@@ -22,7 +22,7 @@ from PIL import Image
 
 from shop import images as shop_images
 from shop import selectors as shop_selectors
-from shop.images import ImageRejected, image_check
+from shop.images import ImageRejected, image_decode_rgb
 from shop.models import Product
 from visualsearch.selectors import Box, SearchFilters
 
@@ -42,8 +42,9 @@ class PhotoUploadHandler(FileUploadHandler):
     Django's default handlers spill uploads over FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB:
     most phone photos) to a temporary file; shoppers' photos must not touch the disk.
     Memory stays bounded: only the expected file fields are kept, each cut at one byte
-    over ``shop.images.MAX_IMAGE_BYTES`` (enough for ``image_check`` to report "too
-    large"); the rest of the stream is read and dropped.
+    over ``settings.SHOP_MAX_UPLOAD_BYTES`` (enough for ``image_check`` to report "too
+    large"); the rest of the stream is read and dropped. (The views refuse a body much
+    larger than that with 413 before anything reads it: ``request_too_large``.)
     """
 
     def __init__(self, request: HttpRequest | None = None, *, fields: frozenset[str]) -> None:
@@ -60,7 +61,7 @@ class PhotoUploadHandler(FileUploadHandler):
         self.buffer = io.BytesIO()
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
-        room = shop_images.MAX_IMAGE_BYTES + 1 - self.buffer.tell()
+        room = shop_images.max_upload_bytes() + 1 - self.buffer.tell()
         if room > 0:
             self.buffer.write(raw_data[:room])
         return None  # consumed: no other handler stores it
@@ -84,23 +85,29 @@ def photo_upload_handlers(request: HttpRequest, *, fields: frozenset[str]) -> li
     return [PhotoUploadHandler(request, fields=fields)]
 
 
+def request_too_large(request: HttpRequest) -> bool:
+    """Whether the declared body is more than a photo upload can need (answer 413 unread)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False  # Django reads nothing from a body whose length it cannot parse
+    return length > shop_images.upload_request_max_bytes()
+
+
 def photo_open(upload: UploadedFile) -> Image.Image:
     """The uploaded photo decoded from memory, upright, as 8-bit RGB; or ImageRejected.
 
-    ``image_check`` rejects empty, oversized, non-image, truncated and unsupported files
-    before the real decode. The photo is turned upright here (EXIF orientation) so that
-    the box, drawn over the upright preview in the browser, lands on the same pixels.
+    ``shop.images`` decides: empty, oversized, non-image, truncated, bomb and unsupported
+    files are refused before or during the one decode. Only the content counts here: the
+    photo is never stored and its name never used, and browsers' names for photos dragged
+    from other sites often lie (CDNs serve WebP under ``.jpg`` URLs); catalogue uploads, which
+    are stored, must also be named for what they hold. The photo is turned upright (EXIF
+    orientation) so that the box, drawn over the upright preview in the browser, lands on
+    the same pixels.
     """
-    from visualsearch.embedding.preprocess import to_rgb  # imports torch; the search needs it anyway
-
     upload.seek(0)
-    checked = image_check(upload.read())
-    try:
-        image = Image.open(io.BytesIO(checked.data))
-        image.load()
-        return to_rgb(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageRejected("The file is not a readable image.") from exc
+    _, image = image_decode_rgb(upload.read())
+    return image
 
 
 def box_from(values: Mapping[str, int | None]) -> Box | None:
@@ -186,7 +193,7 @@ class ShopTheLookForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = [("", "All categories")] + shop_selectors.category_choices()
         # shop_the_look.js warns before uploading a file the server would refuse anyway.
-        self.fields["image"].widget.attrs["data-max-bytes"] = shop_images.MAX_IMAGE_BYTES
+        self.fields["image"].widget.attrs["data-max-bytes"] = shop_images.max_upload_bytes()
         for name in ("min_price", "max_price"):
             self.fields[name].widget.attrs.update({"inputmode": "decimal", "placeholder": "Any", "step": "any"})
 

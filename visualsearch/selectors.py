@@ -233,3 +233,149 @@ def product_search_by_photo(
 ) -> list[ProductMatch]:
     """Shop the look: the ``k`` active products that look most like the photo (or the boxed part)."""
     return product_search_by_vector(vector=photo_embed(image=image, box=box), k=k, filters=filters)
+
+
+# Index drift (``manage.py check_index``) ------------------------------------------------
+
+
+@dataclass
+class IndexDrift:
+    """What differs between the catalogue and the embeddings of one model.
+
+    Image and embedding ids, by kind. ``pending`` (dirty images younger than the grace
+    period: the workers or the sweep will get to them) is information, not drift; every
+    other non-empty list is drift. See ``index_drift_find``.
+    """
+
+    model_name: str
+    dim: int | None
+    missing: list[int]  # images with no embedding for the model and no dirty flag: nothing will embed them
+    stuck_dirty: list[int]  # images dirty for longer than the grace period: the sweep is not running or failing
+    pending: list[int]  # images dirty within the grace period (not drift)
+    stale: list[int]  # images whose embedding was computed from other bytes (sha256 differs), not dirty
+    orphan_image: list[int]  # embeddings (any model) whose image is gone
+    orphan_product: list[int]  # embeddings (any model) whose product is gone
+    wrong_product: list[int]  # embeddings whose product is not their image's product (denormalised copy drifted)
+    dim_mismatch: list[int]  # embeddings whose stored or actual dimension is not their model's
+    canonical: list[str]  # sha256 groups of the model with no canonical row or more than one
+    index_missing: str | None  # the HNSW index that should exist and does not (or is invalid)
+
+    DRIFT_KINDS = (
+        "missing", "stuck_dirty", "stale", "orphan_image", "orphan_product", "wrong_product", "dim_mismatch",
+        "canonical", "index_missing",
+    )
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for kind in (*self.DRIFT_KINDS, "pending"):
+            value = getattr(self, kind)
+            out[kind] = (1 if value else 0) if kind == "index_missing" else len(value)
+        return out
+
+    @property
+    def total(self) -> int:
+        counts = self.counts()
+        return sum(counts[kind] for kind in self.DRIFT_KINDS)
+
+    @property
+    def reembed_image_ids(self) -> list[int]:
+        """Images of the model that need a (new) vector."""
+        return sorted(set(self.missing) | set(self.stuck_dirty) | set(self.stale))
+
+
+def model_dimension(*, model_name: str) -> int | None:
+    """The output dimension of a model (imports torch): a backbone's from its spec, a
+    fine-tuned one's by loading it; None when it cannot be loaded here."""
+    from visualsearch.embedding import load_embedder
+    from visualsearch.embedding.backbones import BACKBONES
+
+    spec = BACKBONES.get(model_name)
+    if spec:
+        return spec.dim
+    try:
+        return load_embedder(model_name).dim
+    except Exception:  # noqa: BLE001 - unknown name, missing weights: the dimension checks are skipped
+        return None
+
+
+def index_drift_find(*, model_name: str, grace_seconds: int = 600) -> IndexDrift:
+    """Compare the catalogue with the stored embeddings (read-only).
+
+    Image-side checks (missing, dirty, stale) are for ``model_name`` (the active model by
+    default in ``check_index``); row-side checks (orphans, wrong product, dimensions) cover
+    every model's rows, since a broken row of a model being re-indexed is broken too.
+    """
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from visualsearch.services import hnsw_index_name
+
+    from visualsearch.embedding.backbones import BACKBONES
+
+    table = ImageEmbedding._meta.db_table
+    dim = model_dimension(model_name=model_name)
+    known_dims = {name: spec.dim for name, spec in BACKBONES.items()}
+    if dim:
+        known_dims[model_name] = dim
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    with connection.cursor() as cursor:
+
+        def ids(sql: str, params: Sequence = ()) -> list:
+            cursor.execute(sql, list(params))
+            return [row[0] for row in cursor.fetchall()]
+
+        # The dirty flag belongs to the active model: for another one, every image without a
+        # row is missing, and nothing is pending.
+        active = model_name == settings.VISUALSEARCH_MODEL
+        not_dirty = "NOT i.embedding_dirty AND" if active else ""
+        has_row = f"EXISTS (SELECT 1 FROM {table} e WHERE e.image_id = i.id AND e.model_name = %s)"
+        missing = ids(f"SELECT i.id FROM shop_productimage i WHERE {not_dirty} NOT {has_row} ORDER BY i.id", [model_name])
+        stuck, pending = [], []
+        if active:
+            stuck = ids("SELECT id FROM shop_productimage WHERE embedding_dirty AND updated_at < %s ORDER BY id", [cutoff])
+            pending = ids("SELECT id FROM shop_productimage WHERE embedding_dirty AND updated_at >= %s ORDER BY id", [cutoff])
+        stale = ids(
+            f"SELECT i.id FROM shop_productimage i JOIN {table} e ON e.image_id = i.id AND e.model_name = %s "
+            f"WHERE {not_dirty} e.sha256 IS DISTINCT FROM i.sha256 ORDER BY i.id",
+            [model_name],
+        )
+        orphan_image = ids(
+            f"SELECT e.id FROM {table} e WHERE NOT EXISTS (SELECT 1 FROM shop_productimage i WHERE i.id = e.image_id) ORDER BY e.id"
+        )
+        orphan_product = ids(
+            f"SELECT e.id FROM {table} e WHERE NOT EXISTS (SELECT 1 FROM shop_product p WHERE p.id = e.product_id) ORDER BY e.id"
+        )
+        wrong_product = ids(
+            f"SELECT e.id FROM {table} e JOIN shop_productimage i ON i.id = e.image_id "
+            f"WHERE e.product_id <> i.product_id ORDER BY e.id"
+        )
+        # The dim column against the vector itself, and against the model's known output size.
+        dim_mismatch = ids(
+            f"SELECT e.id FROM {table} e WHERE e.dim <> vector_dims(e.vector) "
+            f"OR e.dim <> COALESCE((%s::jsonb ->> e.model_name)::int, e.dim) ORDER BY e.id",
+            [json.dumps(known_dims)],
+        )
+        canonical = ids(
+            f"SELECT sha256 FROM {table} WHERE model_name = %s AND sha256 <> '' "
+            f"GROUP BY sha256 HAVING count(*) FILTER (WHERE is_canonical) <> 1 ORDER BY sha256",
+            [model_name],
+        )
+        index_missing = None
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE model_name = %s)", [model_name])
+        if dim and cursor.fetchone()[0]:
+            name = hnsw_index_name(model_name, dim)
+            cursor.execute(
+                "SELECT x.indisvalid FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid "
+                "WHERE c.relname = %s AND c.relkind = 'i'",
+                [name],
+            )
+            row = cursor.fetchone()
+            if row is None or not row[0]:
+                index_missing = name
+    return IndexDrift(
+        model_name=model_name, dim=dim, missing=missing, stuck_dirty=stuck, pending=pending, stale=stale,
+        orphan_image=orphan_image, orphan_product=orphan_product, wrong_product=wrong_product,
+        dim_mismatch=dim_mismatch, canonical=canonical, index_missing=index_missing,
+    )

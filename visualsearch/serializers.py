@@ -27,7 +27,13 @@ class PhotoField(serializers.FileField):
 class ImageSearchSerializer(serializers.Serializer):
     """multipart/form-data for POST /api/search/image."""
 
-    image = PhotoField(help_text="The photo: JPEG, PNG or WebP, up to 20 MB and 40 megapixels.")
+    image = PhotoField(
+        help_text=(
+            "The photo: JPEG, PNG or WebP, recognised from its content (a file name or content type that "
+            "says otherwise is refused); up to 20 MB and 40 megapixels by default; an animated image is "
+            "searched by its first frame."
+        )
+    )
     x = serializers.IntegerField(required=False, help_text="Box left edge, in pixels of the upright photo.")
     y = serializers.IntegerField(required=False, help_text="Box top edge, in pixels of the upright photo.")
     w = serializers.IntegerField(required=False, min_value=1, help_text="Box width in pixels.")

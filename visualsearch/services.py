@@ -247,3 +247,75 @@ def embedding_sweep(*, batch_size: int | None = None) -> int:
     if not ids:
         return 0
     return images_embed(image_ids=ids).embedded
+
+
+@dataclass
+class IndexRepairReport:
+    deleted_rows: int = 0  # orphans and rows of the wrong dimension
+    relinked_rows: int = 0  # rows pointed back at their image's product
+    marked_dirty: int = 0
+    embedded: int = 0
+    enqueued: int = 0
+    failed: list[tuple[int, str]] | None = None  # images whose file cannot be read
+    canonical_changed: int = 0
+    index_created: str | None = None
+
+
+def index_drift_repair(*, drift, enqueue: bool = False, batch_size: int = 32, on_progress=None) -> IndexRepairReport:
+    """Repair what ``visualsearch.selectors.index_drift_find`` found.
+
+    Orphan rows and rows of the wrong dimension are deleted; rows pointing at another
+    product than their image's are relinked; images needing a vector (missing, stuck
+    dirty, stale, or whose row was just deleted) are marked dirty first, so the sweep
+    still gets them if this run stops, then embedded here in batches (or, with
+    ``enqueue``, sent to the workers); canonical rows are re-elected; a missing or
+    invalid HNSW index is (re)built. Dirty flags belong to the active model: for another
+    model (one being indexed beside it) images are embedded here without them, and
+    ``enqueue`` is ignored (the workers embed with the active model).
+    """
+    report = IndexRepairReport(failed=[])
+    table = ImageEmbedding._meta.db_table
+    model_name = drift.model_name
+    active = model_name == active_model_name()
+    reembed = set(drift.reembed_image_ids)
+    with transaction.atomic(), connection.cursor() as cursor:
+        doomed = sorted(set(drift.orphan_image) | set(drift.orphan_product) | set(drift.dim_mismatch))
+        if doomed:
+            cursor.execute(
+                f"SELECT image_id FROM {table} WHERE id = ANY(%s) AND model_name = %s", [doomed, model_name]
+            )
+            reembed |= {row[0] for row in cursor.fetchall()}
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [doomed])
+            report.deleted_rows = cursor.rowcount
+        if drift.wrong_product:
+            cursor.execute(
+                f"UPDATE {table} e SET product_id = i.product_id FROM shop_productimage i "
+                f"WHERE i.id = e.image_id AND e.id = ANY(%s) AND e.product_id <> i.product_id",
+                [sorted(drift.wrong_product)],
+            )
+            report.relinked_rows = cursor.rowcount
+        # Orphans' images are gone: only existing images can be marked and embedded.
+        existing = set(ProductImage.objects.filter(id__in=reembed).values_list("id", flat=True))
+        reembed &= existing
+        if reembed and active:
+            report.marked_dirty = ProductImage.objects.filter(id__in=reembed).update(embedding_dirty=True)
+    ids = sorted(reembed)
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        if enqueue and active:
+            images_schedule_embedding(image_ids=chunk)  # autocommit here: sent at once
+            report.enqueued += len(chunk)
+        else:
+            result = images_embed(image_ids=chunk, model_name=model_name)
+            report.embedded += result.embedded
+            report.failed.extend(result.failed)
+        if on_progress:
+            on_progress(len(chunk))
+    if drift.canonical or doomed:
+        report.canonical_changed = embeddings_canonical_elect(model_name=model_name)
+    if drift.index_missing and drift.dim:
+        with connection.cursor() as cursor:
+            # An invalid index (a failed concurrent build) is there but unused: drop it first.
+            cursor.execute(f"DROP INDEX IF EXISTS {connection.ops.quote_name(drift.index_missing)}")
+        report.index_created = embedding_index_ensure(model_name=model_name, dim=drift.dim)
+    return report

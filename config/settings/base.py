@@ -122,6 +122,45 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Uploads and rate limits -------------------------------------------------------------
+# shop/images.py decides what an acceptable image is; these are its caps (README: "Upload
+# limits and rate limits").
+SHOP_MAX_UPLOAD_BYTES = int(os.environ.get("SHOP_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+SHOP_MAX_IMAGE_PIXELS = int(os.environ.get("SHOP_MAX_IMAGE_PIXELS", "40000000"))
+# Non-file form data held in memory, and file parts kept in memory before spilling to a
+# temporary file (the photo upload views never spill; the admin may). Over the first,
+# Django answers 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", "2621440"))
+FILE_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", "2621440"))
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF rate ("30/min"); "off" (or empty) disables that limit."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in {"", "off", "none", "0"} else value
+
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "image_search": env_rate("VISUALSEARCH_RATE_IMAGE_SEARCH", "30/min"),  # POST /api/search/image
+    "similar": env_rate("VISUALSEARCH_RATE_SIMILAR", "120/min"),  # GET /api/products/{id}/similar
+    "shop_the_look": env_rate("VISUALSEARCH_RATE_SHOP_THE_LOOK", "20/min"),  # storefront photo searches
+}
+# Clients are told apart by REMOTE_ADDR; behind N trusted proxies, set this to N so that the
+# client's address is taken from X-Forwarded-For (left unset, DRF would trust any header sent).
+REST_FRAMEWORK["NUM_PROXIES"] = int(os.environ.get("DJANGO_NUM_PROXIES", "0"))
+# The counters live in the cache: per process without Redis, shared by all web processes with it.
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": "vitrine",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Catalogue
 DEFAULT_CURRENCY = os.environ.get("SHOP_CURRENCY", "INR")
 PRODUCTS_PER_PAGE = 24
@@ -141,6 +180,9 @@ LOGGING = {
 # Visual search -----------------------------------------------------------------------
 # The active embedding model; others may be indexed beside it while re-indexing.
 VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0")
+# Fine-tuned models (manage.py train_embedder) are folders <name>/metadata.json here; set
+# VISUALSEARCH_MODEL to one of their names (e.g. "efficientnet_lite0-triplet-v1") to make it active.
+VISUALSEARCH_MODELS_DIR = Path(os.environ.get("VISUALSEARCH_MODELS_DIR") or BASE_DIR / "var" / "models")
 # "auto" picks CUDA when a GPU is visible.
 VISUALSEARCH_DEVICE = os.environ.get("VISUALSEARCH_DEVICE", "auto")
 # Local state_dict files for the torchvision backbones; weights are never downloaded.
@@ -175,7 +217,23 @@ CELERY_TASK_ROUTES = {"visualsearch.tasks.*": {"queue": "embeddings"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request that enqueues while Redis is down must not hang: fail fast, the
 # dirty flag and the sweep catch up later.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+    # Without a read timeout a Redis that accepts connections but does not answer (hung,
+    # overloaded, half-open) blocks the enqueue -- and the web request -- forever
+    # (measured: still waiting after 120 s). The worker's BRPOP polls every second, so
+    # a few seconds never cut a healthy wait short.
+    "socket_timeout": float(os.environ.get("CELERY_BROKER_SOCKET_TIMEOUT", "3")),
+    # Redis has no consumer acks: a message taken by a worker that dies before acking it
+    # (acks_late; the whole worker SIGKILLed, or the machine lost) is put back only after
+    # this many seconds, at a worker's start or its next restore pass (every ~100 s).
+    # It must exceed the longest task run plus retry countdown (seconds here), or a slow
+    # task is handed to a second worker while it runs (harmless: idempotent upserts, but
+    # wasted). The images of a lost message stay dirty, so the sweep embeds them within
+    # VISUALSEARCH_SWEEP_SECONDS anyway; redelivery is the second line. A killed prefork
+    # *child* is requeued at once (task_reject_on_worker_lost). Kombu's default is 3600.
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "900")),
+}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE = {
     "embedding-sweep": {

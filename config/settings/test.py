@@ -19,3 +19,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # Concurrent test runs on one machine (several checkouts, or a developer beside CI) share the
 # embedded server, so each may name its own test database.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_vitrine")}  # noqa: F405
+# Tests never share a cache (REDIS_URL may point at a Redis the worker tests use), and are
+# never throttled by accident: the throttle tests set their own rates (tests/conftest.py
+# also clears the cache around every test).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
+    scope: "100000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # noqa: F405
+}

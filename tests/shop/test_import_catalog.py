@@ -267,3 +267,35 @@ def test_imports_a_slice_of_the_shared_catalogue(shared_catalog):
     assert ProductImage.objects.filter(product__in=products).count() == 20
     assert all(p.primary_image.width == 224 for p in products)
     assert counts(run(shared_catalog, "--limit", "20"))["unchanged"] == 20
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_the_upload_corpus_is_reported_and_skipped_never_crashes(tmp_path):
+    """Issue 7's corpus as a folder catalogue: good files imported (stored under names from
+    their content), every bad one skipped with the reason from shop.images, the batch goes on."""
+    from tests.upload_corpus import corpus
+
+    root = tmp_path / "corpus"
+    (root / "Mixed").mkdir(parents=True)
+    expected_skips = {}
+    imported = set()
+    for case in corpus():
+        ext = case.name.rsplit(".", 1)[-1].lower() if "." in case.name else ""
+        name = f"{case.id}.{ext if ext in {'jpg', 'png', 'webp'} else 'jpg'}"  # the folder layout reads only those
+        (root / "Mixed" / name).write_bytes(case.data)
+        if case.accepted or (case.declared_only and not name.endswith(case.name.rsplit(".", 1)[-1])):
+            imported.add(f"Mixed/{name}")
+        else:
+            expected_skips[f"Mixed/{name}"] = case.message
+
+    report = import_catalog(root)
+
+    assert {row.ref for row in report.skipped_rows} == set(expected_skips)
+    for row in report.skipped_rows:
+        assert row.reason == BAD_IMAGE
+        assert expected_skips[row.ref] in row.detail, (row.ref, row.detail)
+    assert set(Product.objects.values_list("external_id", flat=True)) == imported
+    for image in ProductImage.objects.all():
+        assert image.image.name == f"products/{image.sha256[:2]}/{image.sha256}.{image.image.name.rsplit('.', 1)[-1]}"
+    png = ProductImage.objects.get(product__external_id="Mixed/png-16-bit.png")
+    assert png.image.name.endswith(".png") and (png.width, png.height) == (40, 30)

@@ -135,8 +135,8 @@ def test_bad_input_is_a_400_that_says_what_is_wrong(client, data, fields, key, m
     assert message in " ".join(errors[key])
 
 
-def test_too_large_a_file_is_refused_without_keeping_it_all(client, monkeypatch):
-    monkeypatch.setattr("shop.images.MAX_IMAGE_BYTES", 1000)
+def test_too_large_a_file_is_refused_without_keeping_it_all(client, settings):
+    settings.SHOP_MAX_UPLOAD_BYTES = 1000
     response = search(client, make_image_bytes(size=(400, 400), pattern=9))
     assert response.status_code == 400
     assert "larger than" in response.json()["image"][0]

@@ -138,8 +138,8 @@ def test_bad_input_is_a_form_error_not_a_crash(client, url, data, fields, messag
     assert "We could not search yet" in html  # where #results lands on a phone
 
 
-def test_too_large_a_photo_is_a_form_error(client, url, monkeypatch):
-    monkeypatch.setattr("shop.images.MAX_IMAGE_BYTES", 1000)
+def test_too_large_a_photo_is_a_form_error(client, url, settings):
+    settings.SHOP_MAX_UPLOAD_BYTES = 1000
     response = post(client, url, make_image_bytes(size=(400, 400), pattern=9))
     assert "larger than" in " ".join(response.context["form"].errors["image"])
 

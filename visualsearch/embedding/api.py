@@ -14,6 +14,8 @@ from .config import (
     EmbeddingSettings,
     clear_overrides,
     current_settings,
+    finetuned_models,
+    is_finetuned,
     set_overrides,
     validate_model_name,
 )
@@ -28,8 +30,9 @@ _cache_lock = threading.Lock()
 
 
 def available_models() -> list[str]:
-    """Names accepted by ``load_embedder()``."""
-    return list(MODEL_NAMES)
+    """Names accepted by ``load_embedder()``: the backbones, then the fine-tuned models found
+    in the models directory (``var/models/<name>/metadata.json``, see ``finetuned.py``)."""
+    return list(MODEL_NAMES) + finetuned_models()
 
 
 def configure(
@@ -38,6 +41,7 @@ def configure(
     weights: dict[str, str] | None = None,
     device: str | None = None,
     resize_policy: str | None = None,
+    models_dir: str | None = None,
 ) -> None:
     """Push settings in (the Django app calls this at startup).
 
@@ -45,11 +49,16 @@ def configure(
     {model name: local state_dict path} mapping; models absent from it fall
     back to ``VISUALSEARCH_<NAME>_WEIGHTS``. ``device`` is ``"auto"``, ``"cpu"``,
     ``"cuda"`` or ``"cuda:N"``. Invalid values raise ``EmbedderConfigError``
-    and change nothing. Any successful call empties the embedder cache, so the
+    and change nothing. ``models_dir`` is where fine-tuned models are looked up
+    (default ``VISUALSEARCH_MODELS_DIR``, else ``var/models``). Any successful call empties the embedder cache, so the
     next ``load_embedder()`` uses the new settings.
     """
     set_overrides(
-        active_model=active_model, weights=weights, device=device, resize_policy=resize_policy
+        active_model=active_model,
+        weights=weights,
+        device=device,
+        resize_policy=resize_policy,
+        models_dir=models_dir,
     )
     clear_cache()
 
@@ -68,7 +77,7 @@ def clear_cache() -> None:
 def load_embedder(name: str | None = None) -> Embedder:
     """The cached ``Embedder`` for ``name`` (default: the active model), loading it once."""
     settings = current_settings()
-    name = validate_model_name(name or settings.active_model)
+    name = validate_model_name(name or settings.active_model, settings.models_dir)
     with _cache_lock:
         embedder = _cache.get(name)
         if embedder is None:
@@ -87,8 +96,16 @@ def _build_embedder(name: str, settings: EmbeddingSettings) -> Embedder:
         # Only when asked: torch already defaults to one thread per physical
         # core, which is right for a process that has the machine to itself.
         torch.set_num_threads(settings.num_threads)
-    spec = get_backbone(name)
     device = resolve_device(settings.device, torch.cuda.is_available)
+    if is_finetuned(name):
+        from .finetuned import build_finetuned, read_metadata
+
+        backbone = read_metadata(settings.models_dir, name)["backbone"]
+        spec, model, metadata = build_finetuned(name, settings.models_dir, settings.weights_path(backbone))
+        embedder = Embedder(spec, model, device=device, resize_policy=settings.resize_policy)
+        embedder.metadata = metadata
+        return embedder
+    spec = get_backbone(name)
     model = spec.build(settings.weights_path(name))
     return Embedder(spec, model, device=device, resize_policy=settings.resize_policy)
 

@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import EmbedderConfigError
@@ -48,6 +49,13 @@ ENV_MODEL = "VISUALSEARCH_MODEL"
 ENV_DEVICE = "VISUALSEARCH_DEVICE"
 ENV_RESIZE_POLICY = "VISUALSEARCH_RESIZE_POLICY"
 ENV_TORCH_THREADS = "VISUALSEARCH_TORCH_THREADS"
+ENV_MODELS_DIR = "VISUALSEARCH_MODELS_DIR"
+
+# Fine-tuned models (manage.py train_embedder) live in <models dir>/<name>/metadata.json.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
+FINETUNED_METADATA = "metadata.json"
+# A fine-tuned model's name: it becomes a folder name and part of an index name.
+_FINETUNED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -71,6 +79,7 @@ class EmbeddingSettings:
     device: str = "auto"
     resize_policy: str = DEFAULT_RESIZE_POLICY
     num_threads: int | None = None
+    models_dir: Path = DEFAULT_MODELS_DIR
 
     def weights_path(self, name: str) -> str | None:
         """Configured weight file for ``name``; configure() wins over the env."""
@@ -80,12 +89,51 @@ class EmbeddingSettings:
         return _env(weights_env_var(name))
 
 
-def validate_model_name(name: str) -> str:
-    if name not in MODEL_NAMES:
-        raise EmbedderConfigError(
-            f"Unknown embedding model {name!r}. Available models: {', '.join(MODEL_NAMES)}."
-        )
-    return name
+def finetuned_models(models_dir: Path | None = None) -> list[str]:
+    """Names of the fine-tuned models found in the models directory (sorted)."""
+    root = Path(models_dir) if models_dir is not None else resolved_models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        entry.name for entry in root.iterdir()
+        if _FINETUNED_NAME.match(entry.name) and entry.name not in MODEL_NAMES
+        and (entry / FINETUNED_METADATA).is_file()
+    )
+
+
+def is_finetuned(name: str) -> bool:
+    return name not in MODEL_NAMES
+
+
+def validate_model_name(name: str, models_dir: Path | None = None) -> str:
+    """A backbone name, or the name of a fine-tuned model present in the models directory."""
+    if name in MODEL_NAMES:
+        return name
+    root = Path(models_dir) if models_dir is not None else resolved_models_dir()
+    if isinstance(name, str) and _FINETUNED_NAME.match(name) and (root / name / FINETUNED_METADATA).is_file():
+        return name
+    found = finetuned_models(root)
+    raise EmbedderConfigError(
+        f"Unknown embedding model {name!r}. Available models: {', '.join(MODEL_NAMES + tuple(found))}. "
+        f"Fine-tuned models are folders <name>/{FINETUNED_METADATA} in {root} (set {ENV_MODELS_DIR} or "
+        f"the Django setting VISUALSEARCH_MODELS_DIR); 'python manage.py train_embedder --name NAME' makes one."
+    )
+
+
+def validate_models_dir(path: Any) -> Path:
+    if path is None or str(path).strip() == "":
+        raise EmbedderConfigError("models_dir must be a folder path.")
+    return Path(os.fspath(path)).expanduser()
+
+
+def resolved_models_dir() -> Path:
+    """The models directory: configure(models_dir=) > env VISUALSEARCH_MODELS_DIR > var/models."""
+    with _overrides_lock:
+        configured = _overrides.get("models_dir")
+    if configured is not None:
+        return configured
+    env = _env(ENV_MODELS_DIR)
+    return Path(env).expanduser() if env else DEFAULT_MODELS_DIR
 
 
 def validate_device(device: str) -> str:
@@ -109,7 +157,8 @@ def validate_weights(weights: Mapping[str, Any]) -> dict[str, str]:
     """Check model names and turn path-likes into strings; empty values mean unset."""
     cleaned: dict[str, str] = {}
     for name, path in weights.items():
-        validate_model_name(name)
+        if name not in MODEL_NAMES:  # weights are for backbones; a fine-tuned model names its own
+            validate_model_name(name)
         if path is None or str(path).strip() == "":
             continue
         cleaned[name] = os.fspath(path)
@@ -140,13 +189,18 @@ _overrides_lock = threading.Lock()
 def set_overrides(**values: Any) -> None:
     """Validate and store overrides; ``None`` values leave a setting unchanged."""
     validators = {
-        "active_model": validate_model_name,
+        "models_dir": validate_models_dir,
         "weights": validate_weights,
         "device": validate_device,
         "resize_policy": validate_resize_policy,
     }
     # Validate everything before storing anything, so a bad call changes nothing.
-    cleaned = {key: validators[key](value) for key, value in values.items() if value is not None}
+    cleaned = {
+        key: validators[key](value) for key, value in values.items() if value is not None and key != "active_model"
+    }
+    if values.get("active_model") is not None:
+        # A fine-tuned name is looked up in the models dir of this same call, if it sets one.
+        cleaned["active_model"] = validate_model_name(values["active_model"], cleaned.get("models_dir"))
     with _overrides_lock:
         _overrides.update(cleaned)
 
@@ -160,8 +214,9 @@ def current_settings() -> EmbeddingSettings:
     """Resolve overrides, environment variables and defaults into settings."""
     with _overrides_lock:
         overrides = dict(_overrides)
+    models_dir = resolved_models_dir()
     active_model = overrides.get("active_model") or validate_model_name(
-        _env(ENV_MODEL) or DEFAULT_MODEL
+        _env(ENV_MODEL) or DEFAULT_MODEL, models_dir
     )
     device = overrides.get("device") or validate_device(_env(ENV_DEVICE) or "auto")
     resize_policy = overrides.get("resize_policy") or validate_resize_policy(
@@ -174,4 +229,5 @@ def current_settings() -> EmbeddingSettings:
         device=device,
         resize_policy=resize_policy,
         num_threads=_validate_threads(threads_raw) if threads_raw else None,
+        models_dir=models_dir,
     )

@@ -75,6 +75,24 @@ class Embedder:
         )
         self._memory_format = memory_format
         self._model = model.eval().to(device=device, memory_format=memory_format)
+        # Fine-tuned models (finetuned.py): their metadata.json (backbone, head, split ...).
+        self.metadata: dict | None = None
+
+    def project_base_vectors(self, vectors: np.ndarray) -> np.ndarray | None:
+        """This model's vectors computed from its backbone's own (L2-normalised) vectors.
+
+        Only for a fine-tuned model whose backbone was left frozen (the head alone was
+        trained): then ``embed(x) == project_base_vectors(load_embedder(backbone).embed(x))``,
+        and an evaluation that already has the backbone's vectors needs no second forward
+        pass. ``None`` when that does not hold.
+        """
+        head = getattr(self._model, "head", None)
+        if self.metadata is None or head is None or self.metadata.get("train_last_stage"):
+            return None
+        with torch.inference_mode():
+            inputs = torch.as_tensor(np.asarray(vectors, dtype=np.float32), device=self.device)
+            out = F.normalize(head(inputs).float(), p=2.0, dim=1)
+            return out.cpu().numpy().astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
         return (

@@ -271,6 +271,10 @@ def _http(options: BenchOptions, log) -> dict:
             "DJANGO_DEBUG": "0",
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
             "VISUALSEARCH_TORCH_THREADS": str(SERVER_TORCH_THREADS),
+            # A load test is one client hammering the API: the per-client rate limits would
+            # turn most of it into 429s.
+            "VISUALSEARCH_RATE_IMAGE_SEARCH": "off",
+            "VISUALSEARCH_RATE_SIMILAR": "off",
         },
         cwd=Path(settings.BASE_DIR),
         log_path=options.out_dir / "bench_gunicorn.log",

@@ -46,6 +46,7 @@ class ConsumerPhoto:
     path: Path
     label: str
     kids: bool
+    sender_id: str = ""  # contributor, not product: the hold-out split groups photos by it
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def copies_read(root: Path = CATALOG_DIR) -> list[CopyPair]:
 def consumer_read(root: Path = CONSUMER_DIR) -> list[ConsumerPhoto]:
     with open(root / "labels.csv", newline="") as handle:
         return [
-            ConsumerPhoto(id=row["image"], path=root / row["path"], label=row["label"], kids=row["kids"] == "True")
+            ConsumerPhoto(id=row["image"], path=root / row["path"], label=row["label"], kids=row["kids"] == "True",
+                          sender_id=row.get("sender_id", ""))
             for row in csv.DictReader(handle)
         ]
 

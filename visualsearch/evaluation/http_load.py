@@ -38,6 +38,7 @@ class Request:
     path: str
     body: bytes | None = None
     content_type: str | None = None
+    label: str = ""  # requests of one label get their own percentiles (mixed traffic)
 
 
 def free_port() -> int:
@@ -104,13 +105,19 @@ def gunicorn_start(*, env_overrides: dict[str, str], workers: int = GUNICORN_WOR
     raise RuntimeError(f"gunicorn did not answer within {GUNICORN_START_TIMEOUT_S}s; see {log_path}")
 
 
-def _send(conn: http.client.HTTPConnection, request: Request) -> int:
+def _send(conn: http.client.HTTPConnection, request: Request, cookies: dict[str, str] | None = None) -> int:
     headers = {"Connection": "keep-alive"}
     if request.content_type:
         headers["Content-Type"] = request.content_type
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
     conn.request(request.method, request.path, body=request.body, headers=headers)
     response = conn.getresponse()
     response.read()
+    if cookies is not None:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            cookies[name.strip()] = rest.split(";", 1)[0]
     return response.status
 
 
@@ -122,12 +129,15 @@ def load_run(
     seconds: float,
     max_requests: int,
     warmup: int = 0,
+    keep_cookies: bool = False,
 ) -> dict:
     """Send requests from ``clients`` threads for ``seconds`` (at most ``max_requests``).
 
     ``make_request(i)`` gives the i-th request. Each thread keeps one keep-alive
     connection. With ``clients=1`` this is the single-client latency. Returns latency
-    percentiles of the successful (2xx) requests, the throughput, and error counts.
+    percentiles of the successful (2xx) requests, the throughput, and error counts; with
+    labelled requests, the same per label under ``by_label``. ``keep_cookies``: each
+    thread is one visitor that sends back its cookies (a session, as a browser would).
     """
     for i in range(warmup):
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT_S)
@@ -139,28 +149,37 @@ def load_run(
     counter = iter(range(max_requests))
     latencies: list[float] = []
     statuses: dict[str, int] = {}
+    labelled: dict[str, dict] = {}
     deadline = time.monotonic() + seconds
 
     def worker() -> None:
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT_S)
+        cookies: dict[str, str] | None = {} if keep_cookies else None
         try:
             while time.monotonic() < deadline:
                 with lock:
                     i = next(counter, None)
                 if i is None:
                     return
+                request = make_request(i)
                 started = time.perf_counter()
                 try:
-                    status = _send(conn, make_request(i))
+                    status = _send(conn, request, cookies)
                 except (OSError, http.client.HTTPException) as exc:
                     status = type(exc).__name__
                     conn.close()
                     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT_S)
                 elapsed = (time.perf_counter() - started) * 1000.0
+                ok = isinstance(status, int) and 200 <= status < 300
                 with lock:
                     statuses[str(status)] = statuses.get(str(status), 0) + 1
-                    if isinstance(status, int) and 200 <= status < 300:
+                    if ok:
                         latencies.append(elapsed)
+                    if request.label:
+                        entry = labelled.setdefault(request.label, {"latencies": [], "statuses": {}})
+                        entry["statuses"][str(status)] = entry["statuses"].get(str(status), 0) + 1
+                        if ok:
+                            entry["latencies"].append(elapsed)
         finally:
             conn.close()
 
@@ -173,7 +192,7 @@ def load_run(
     wall = time.perf_counter() - started
     total = sum(statuses.values())
     ok = len(latencies)
-    return {
+    out = {
         "clients": clients,
         "seconds": wall,
         "requests": total,
@@ -183,6 +202,16 @@ def load_run(
         "throughput_rps": ok / wall if wall else 0.0,
         **percentiles(np.asarray(latencies), (50, 95, 99)),
     }
+    if labelled:
+        out["by_label"] = {}
+        for label, entry in sorted(labelled.items()):
+            n_all, n_ok = sum(entry["statuses"].values()), len(entry["latencies"])
+            out["by_label"][label] = {
+                "requests": n_all, "ok": n_ok, "errors": n_all - n_ok, "statuses": entry["statuses"],
+                "throughput_rps": n_ok / wall if wall else 0.0,
+                **percentiles(np.asarray(entry["latencies"]), (50, 95, 99)),
+            }
+    return out
 
 
 def api_requests(product_ids: Sequence[int], photos: Sequence[bytes], k: int = 12) -> dict[str, Callable[[int], Request]]:

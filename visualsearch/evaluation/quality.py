@@ -66,6 +66,9 @@ class EvalOptions:
     json_path: Path | None = None
     cache_dir: Path = Path("var/cache/evaluate")
     command: str | None = None
+    # Score on the products (and consumer photos) this fine-tuned model's training never saw:
+    # its hold-out split (metadata.json), see visualsearch/training/split.py.
+    holdout_model: str | None = None
 
     def resolved(self) -> EvalOptions:
         if not self.quick:
@@ -90,9 +93,26 @@ class EvalSet:
     row_of_id: dict[str, int] = field(default_factory=dict)
 
 
+def holdout_split(model_name: str):
+    """The ``HoldoutSplit`` recorded in a fine-tuned model's metadata."""
+    from visualsearch.embedding import current_settings
+    from visualsearch.embedding.finetuned import read_metadata
+    from visualsearch.training.split import HoldoutSplit
+
+    return HoldoutSplit.from_dict(read_metadata(current_settings().models_dir, model_name)["holdout"])
+
+
 def eval_set_build(options: EvalOptions, log: Callable[[str], None]) -> EvalSet:
     catalogue = data.catalog_read(options.catalog_dir)
-    copies = data.sample(data.copies_read(options.catalog_dir), options.copies, options.seed, "copies")
+    all_copies = data.copies_read(options.catalog_dir)
+    holdout_note = ""
+    if options.holdout_model:
+        split = holdout_split(options.holdout_model)
+        held = split.product_holdout([item.id for item in catalogue], options.catalog_dir)
+        catalogue = [item for item in catalogue if item.id in held]
+        all_copies = [c for c in all_copies if c.id in held]
+        holdout_note = f" (hold-out of {options.holdout_model}: products and contributors its training never saw)"
+    copies = data.sample(all_copies, options.copies, options.seed, "copies")
     n_synth = options.synthetic if options.synthetic is not None else FULL_SYNTHETIC_VIEWS
     synth_items = data.sample(catalogue, n_synth, options.seed, "synthetic")
     must = {c.id for c in copies} | {s.id for s in synth_items}
@@ -105,7 +125,10 @@ def eval_set_build(options: EvalOptions, log: Callable[[str], None]) -> EvalSet:
         gallery = [item for item in catalogue if item.id in keep]
     consumer = []
     if (options.consumer_dir / "labels.csv").exists():
-        consumer = data.stratified_sample(data.consumer_read(options.consumer_dir), options.consumer_per_label, options.seed)
+        photos = data.consumer_read(options.consumer_dir)
+        if options.holdout_model:
+            photos = [p for p in photos if split.consumer_is_holdout(p.sender_id, p.id)]
+        consumer = data.stratified_sample(photos, options.consumer_per_label, options.seed)
     views_dir = options.cache_dir / "synthetic_views" / f"v{synthetic.SYNTHETIC_VERSION}_seed{options.seed}"
     views_dir.mkdir(parents=True, exist_ok=True)
     paths, made = [], 0
@@ -120,7 +143,7 @@ def eval_set_build(options: EvalOptions, log: Callable[[str], None]) -> EvalSet:
         paths.append(path)
     log(
         f"gallery {len(gallery):,} catalogue photos; queries: {len(copies):,} copies, {len(synth_items):,} synthetic views "
-        f"({made} made now, in {views_dir}), {len(consumer):,} consumer photos"
+        f"({made} made now, in {views_dir}), {len(consumer):,} consumer photos{holdout_note}"
     )
     return EvalSet(
         gallery=gallery,
@@ -140,6 +163,10 @@ class Encoder:
     fingerprint: str
     encode: Callable[[list[Image.Image]], np.ndarray]
     description: str
+    # A fine-tuned model on a frozen backbone: its vectors follow from the backbone's
+    # (``Embedder.project_base_vectors``), so the backbone's forward pass is not run twice.
+    base: str | None = None
+    derive: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def encoder_for(name: str) -> Encoder:
@@ -155,12 +182,22 @@ def encoder_for(name: str) -> Encoder:
 
     embedder = load_embedder(name)
     sources = sorted(Path(load_embedder.__code__.co_filename).parent.glob("*.py"))
+    parts = [embedder.name, embedder.resize_policy]
+    metadata = embedder.metadata or {}
+    if metadata:
+        # A re-trained model of the same name must not reuse the old vectors.
+        parts.append(str(metadata.get("created")))
+    base = metadata.get("backbone")
+    frozen = bool(metadata) and not metadata.get("train_last_stage")
+    kind = f"fine-tuned on {base}, " if metadata else ""
     return Encoder(
         name=embedder.name,
         dim=embedder.dim,
-        fingerprint=source_fingerprint(embedder.name, embedder.resize_policy, paths=sources),
+        fingerprint=source_fingerprint(*parts, paths=sources),
         encode=lambda images: embedder.embed(images),
-        description=f"{embedder.name} ({embedder.dim}-d, resize {embedder.resize_policy}, {embedder.device})",
+        description=f"{embedder.name} ({kind}{embedder.dim}-d, resize {embedder.resize_policy}, {embedder.device})",
+        base=base if frozen else None,
+        derive=embedder.project_base_vectors if frozen else None,
     )
 
 
@@ -254,6 +291,43 @@ def _metrics(ev: EvalSet, rankings: dict[str, Sequence[Sequence[int]]], gallery_
     return out
 
 
+def _exact_latency(gallery: np.ndarray, queries: dict[str, np.ndarray], n: int = 300) -> dict:
+    """p50/p95 of one exact top-10 search (numpy matrix-vector product), over up to ``n`` queries."""
+    from visualsearch.evaluation.metrics import top_k_one
+
+    sample = np.concatenate([q for q in queries.values() if len(q)])[:n] if any(len(q) for q in queries.values()) else []
+    times = []
+    for q in sample:
+        t0 = time.perf_counter()
+        top_k_one(gallery, q, 10)
+        times.append((time.perf_counter() - t0) * 1000)
+    return percentiles(times, (50, 95))
+
+
+def _record_holdout_metrics(options: EvalOptions, result: dict, log) -> None:
+    """Write the hold-out scores into the fine-tuned models' metadata.json ("metrics")."""
+    import json
+
+    from visualsearch.embedding import current_settings
+    from visualsearch.embedding.finetuned import METADATA_FILE, checkpoint_dir
+
+    for name, entry in result["models"].items():
+        path = checkpoint_dir(current_settings().models_dir, name) / METADATA_FILE
+        if "exact" not in entry or not path.is_file():
+            continue
+        metadata = json.loads(path.read_text())
+        metadata.setdefault("metrics", {})[f"holdout_{options.holdout_model}" + ("_quick" if options.quick else "")] = {
+            "date": result["machine"]["date_utc"], "command": result.get("command"), "sizes": result["sizes"],
+            "exact": {k: v for k, v in entry["exact"].items()}, "index": entry.get("index"),
+            "exact_query_ms": entry.get("exact_query_ms"), "index_query_ms": entry.get("index_info", {}).get("query_latency_ms"),
+            "compared_with": {n: {"copies_r1": e["exact"]["copies"]["r1"], "views_r1": e["exact"]["consumer_like"]["r1"],
+                                  "category_p10": e["exact"].get("category", {}).get("p10_micro")}
+                              for n, e in result["models"].items() if n != name and "exact" in e},
+        }
+        path.write_text(json.dumps(metadata, indent=2, default=str))
+        log(f"hold-out metrics recorded in {path}")
+
+
 def duplicate_detector_section(options: EvalOptions) -> dict:
     """HOOK for the duplicate-detector issue: its precision and recall, when it is there.
 
@@ -321,7 +395,7 @@ def evaluate_run(options: EvalOptions, log: Callable[[str], None] = print) -> di
     options = options.resolved()
     # A quick run writes its own files (evaluate_quick.*, tsne_quick.png): a smoke run
     # never overwrites the full report.
-    suffix = "_quick" if options.quick else ""
+    suffix = ("_holdout" if options.holdout_model else "") + ("_quick" if options.quick else "")
     stem = f"evaluate{suffix}"
     started = time.perf_counter()
     result: dict = {
@@ -331,6 +405,7 @@ def evaluate_run(options: EvalOptions, log: Callable[[str], None] = print) -> di
         "seed": options.seed,
         "label_mapping": {"file": data.LABEL_MAPPING_PATH.name},
         "synthetic_recipe": synthetic.describe(),
+        "holdout_model": options.holdout_model,
         "models": {},
     }
     mapping = data.label_mapping_load()
@@ -347,6 +422,7 @@ def evaluate_run(options: EvalOptions, log: Callable[[str], None] = print) -> di
         result["chance_p10_macro"] = float(np.mean([result["chance_p10"][label] for label in sorted(set(labels))]))
 
     names = list(dict.fromkeys(options.models)) + ([BASELINE_NAME] if options.with_baseline else [])
+    computed_vectors: dict[str, dict[str, np.ndarray]] = {}
     for name in names:
         t0 = time.perf_counter()
         try:
@@ -356,12 +432,21 @@ def evaluate_run(options: EvalOptions, log: Callable[[str], None] = print) -> di
             result["models"][name] = {"skipped": str(exc)}
             continue
         log(f"== {encoder.description}")
-        vectors, computed = _encode_all(encoder, ev, options, log)
+        if encoder.derive is not None and encoder.base in computed_vectors:
+            # Same pixels, same backbone: only the head runs (identical to embed(), see the tests).
+            vectors = {k: encoder.derive(v) if len(v) else np.zeros((0, encoder.dim), np.float32)
+                       for k, v in computed_vectors[encoder.base].items()}
+            computed = 0
+            log(f"  vectors from the {encoder.base} vectors through the head (frozen backbone)")
+        else:
+            vectors, computed = _encode_all(encoder, ev, options, log)
+        computed_vectors[name] = vectors
         queries = {k: vectors[k] for k in ("copies", "synthetic", "consumer")}
         entry: dict = {"description": encoder.description, "dim": encoder.dim, "encoded_now": computed,
                        "cache": str(options.cache_dir / encoder.name / f"{encoder.fingerprint}.sqlite3")}
         exact = {k: exact_top_k(q, vectors["gallery"], TOP_K) if len(q) else np.zeros((0, TOP_K), int) for k, q in queries.items()}
         entry["exact"] = _metrics(ev, exact, gallery_types, mapping)
+        entry["exact_query_ms"] = _exact_latency(vectors["gallery"], queries)
         if options.with_index:
             index_rankings, info = _index_rankings(vectors["gallery"], queries, log)
             entry["index"] = _metrics(ev, index_rankings, gallery_types, mapping)
@@ -391,6 +476,8 @@ def evaluate_run(options: EvalOptions, log: Callable[[str], None] = print) -> di
         result["duplicate_detector"] = {"skipped": "duplicate detector: not run (--no-duplicates)"}
     log(_duplicates_line(result["duplicate_detector"]))
     result["seconds"] = time.perf_counter() - started
+    if options.holdout_model:
+        _record_holdout_metrics(options, result, log)
     json_path = options.json_path or options.out_dir / f"{stem}.json"
     json_write(json_path, result)
     json_path.with_suffix(".md").write_text(evaluate_markdown(result))
@@ -467,7 +554,7 @@ def label_rows(result: dict) -> tuple[list[str], list[list[str]]]:
 
 def index_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["model", "dim", "gallery rows", "HNSW build (s)", "index size", "query p50 (ms)", "query p95 (ms)", "ef_search",
-               "recall@10 vs exact (copies / views / photos)"]
+               "recall@10 vs exact (copies / views / photos)", "exact numpy query p50 (ms)"]
     rows = []
     for name, entry in result["models"].items():
         info = entry.get("index_info")
@@ -475,7 +562,8 @@ def index_rows(result: dict) -> tuple[list[str], list[list[str]]]:
             rows.append([name, str(entry["dim"]), f"{result['sizes']['gallery']:,}", fmt(info["build_seconds"], 1),
                          f"{info['index_bytes'] / 2**20:.0f} MiB", fmt(info["query_latency_ms"]["p50"], 2),
                          fmt(info["query_latency_ms"]["p95"], 2), str(info["ef_search"]),
-                         " / ".join(fmt(info.get("neighbour_recall_at_10", {}).get(k)) for k in ("copies", "synthetic", "consumer"))])
+                         " / ".join(fmt(info.get("neighbour_recall_at_10", {}).get(k)) for k in ("copies", "synthetic", "consumer")),
+                         fmt(entry.get("exact_query_ms", {}).get("p50"), 3)])
     return headers, rows
 
 
@@ -501,7 +589,9 @@ def evaluate_markdown(result: dict) -> str:
         f"{m['load_average_1_5_15']}, commit {m.get('git_commit')}.",
         f"Gallery: {s['gallery']:,} catalogue photos. Queries: {s['copies']:,} copies, {s['synthetic']:,} synthetic "
         f"consumer-like views, {s['consumer']:,} consumer photos. Label mapping: {result['label_mapping']['file']} "
-        f"(version {result['label_mapping']['version']}).",
+        f"(version {result['label_mapping']['version']})."
+        + (f" Hold-out of `{result['holdout_model']}`: gallery and queries are products (and consumer photos of "
+           f"contributors) that its training never saw." if result.get("holdout_model") else ""),
         "",
         md_table(*summary_rows(result)),
         "",

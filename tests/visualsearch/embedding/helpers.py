@@ -18,11 +18,14 @@ from visualsearch.embedding import reset_configuration
 
 
 @pytest.fixture(autouse=True)
-def clean_embedding_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts from defaults: no VISUALSEARCH_* env vars, no configure()."""
+def clean_embedding_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test starts from defaults: no VISUALSEARCH_* env vars, no configure(), and an
+    empty models directory (so fine-tuned models trained in this checkout's var/models do
+    not show up in ``available_models()``)."""
     for name in list(os.environ):
         if name.startswith("VISUALSEARCH_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path_factory.mktemp("no_models")))
     reset_configuration()
     yield
     reset_configuration()

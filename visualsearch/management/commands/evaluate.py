@@ -3,6 +3,8 @@
     python manage.py evaluate --quick                 # small seeded subsets, under 2 minutes
     python manage.py evaluate                         # everything (first run embeds ~15k images)
     python manage.py evaluate --model resnet50        # another model beside the active one
+    python manage.py evaluate --model efficientnet_lite0-triplet-v1 --holdout efficientnet_lite0-triplet-v1
+                                                      # a fine-tuned model against the active one, on its hold-out
 
 Vectors are cached under var/cache/evaluate/<model>/, so re-runs only search. Reports go
 to reports/ (evaluate.json, evaluate.md, tsne.png; evaluate_quick.* and tsne_quick.png for
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from visualsearch.embedding import available_models
+from visualsearch.embedding.config import finetuned_models
 from visualsearch.evaluation import data
 from visualsearch.evaluation.quality import EvalOptions, evaluate_run, evaluate_text
 
@@ -29,6 +32,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", action="append", choices=available_models(), default=[],
                             help="also evaluate this model (repeatable); the active model is always included")
+        parser.add_argument("--holdout", metavar="MODEL", choices=finetuned_models(),
+                            help="score on the hold-out split of this fine-tuned model (products and consumer-photo "
+                                 "contributors its training never saw); reports go to evaluate_holdout.*")
         parser.add_argument("--quick", action="store_true", help="small seeded subsets (CI smoke test)")
         parser.add_argument("--json", type=Path, help="where to write the JSON (default reports/evaluate.json)")
         parser.add_argument("--out", type=Path, help="reports folder (default reports/)")
@@ -71,10 +77,11 @@ class Command(BaseCommand):
             json_path=opts["json"],
             cache_dir=opts["cache_dir"] or Path(settings.BASE_DIR) / "var" / "cache" / "evaluate",
             command="python manage.py " + " ".join(shlex.quote(a) for a in argv),
+            holdout_model=opts["holdout"],
         )
         result = evaluate_run(options, log=lambda line: self.stdout.write(line))
         self.stdout.write("")
         self.stdout.write(evaluate_text(result))
-        suffix = "_quick" if options.quick else ""
+        suffix = ("_holdout" if options.holdout_model else "") + ("_quick" if options.quick else "")
         json_path = options.json_path or out_dir / f"evaluate{suffix}.json"
         self.stdout.write(f"JSON: {json_path}; Markdown: {json_path.with_suffix('.md')}; map: {out_dir / f'tsne{suffix}.png'}")

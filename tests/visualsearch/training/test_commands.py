@@ -1,0 +1,89 @@
+"""``train_embedder`` end to end on a generated folder, then ``evaluate --holdout`` and ``embed_catalog --model``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.factories import ProductImageFactory
+from visualsearch.models import ImageEmbedding
+
+from .fixtures import models_dir, tiny_data  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.slow]
+NAME = "tiny-cmd-v1"
+
+
+@pytest.fixture
+def trained(tiny_data, models_dir, tmp_path):
+    catalog, consumer = tiny_data
+    out = io.StringIO()
+    call_command(
+        "train_embedder", "--name", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
+        "--models-dir", str(models_dir), "--cache-dir", str(tmp_path / "cache"), "--limit", "0", "--views", "1",
+        "--epochs", "3", "--hidden", "0", "--batch-types", "3", "--per-type", "2", "--holdout-fraction", "0.3",
+        "--device", "cpu", "--no-progress", stdout=out,
+    )
+    return models_dir / NAME, out.getvalue()
+
+
+def test_train_then_evaluate_on_the_holdout(trained, tiny_data, tmp_path) -> None:
+    trained, out = trained
+    assert f"Model {NAME}: 256-d, 3 epochs" in out and "hold-out:" in out
+    metadata = json.loads((trained / "metadata.json").read_text())
+    assert metadata["holdout"]["product_fraction"] == 0.3 and metadata["metrics"] == {}
+    assert (trained / "loss_curve.png").stat().st_size > 0
+
+    catalog, consumer = tiny_data
+    call_command(
+        "evaluate", "--model", NAME, "--holdout", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
+        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), "--synthetic", "3",
+        "--no-baseline", "--no-index", "--no-map", "--no-duplicates", stdout=io.StringIO(),
+    )
+    result = json.loads((tmp_path / "reports" / "evaluate_holdout.json").read_text())
+    held = metadata["holdout"]["products"]
+    assert result["holdout_model"] == NAME and result["sizes"]["gallery"] == held
+    assert result["sizes"]["consumer"] == metadata["holdout"]["consumer_photos"]
+    assert set(result["models"]) == {"efficientnet_lite0", NAME}
+    assert result["models"][NAME]["dim"] == 256 and result["models"]["efficientnet_lite0"]["dim"] == 1280
+    # The fine-tuned vectors came from the ImageNet ones through the head: nothing re-encoded.
+    assert result["models"][NAME]["encoded_now"] == 0
+    for entry in result["models"].values():
+        assert 0.0 <= entry["exact"]["consumer_like"]["r1"] <= entry["exact"]["consumer_like"]["r10"] <= 1.0
+        assert entry["exact_query_ms"]["p50"] > 0
+    recorded = json.loads((trained / "metadata.json").read_text())["metrics"][f"holdout_{NAME}"]
+    assert recorded["sizes"] == result["sizes"] and "efficientnet_lite0" in recorded["compared_with"]
+    assert "Hold-out of" in (tmp_path / "reports" / "evaluate_holdout.md").read_text()
+
+
+@pytest.mark.django_db
+def test_embed_catalog_indexes_the_finetuned_model_beside_the_current_one(trained) -> None:
+    assert (trained[0] / "weights.pt").exists()
+    for i in range(3):
+        ProductImageFactory(colour=(60 * i, 120, 200))
+    call_command("embed_catalog", "--no-progress", "--no-duplicates")
+    call_command("embed_catalog", "--model", NAME, "--no-progress", "--no-duplicates")
+    rows = ImageEmbedding.objects.filter(model_name=NAME)
+    assert rows.count() == 3 and {r.dim for r in rows} == {256}
+    assert ImageEmbedding.objects.filter(model_name="efficientnet_lite0", dim=1280).count() == 3
+    vector = np.asarray(rows.first().vector.to_list(), dtype=np.float32)
+    assert vector.shape == (256,) and abs(np.linalg.norm(vector) - 1) < 1e-2
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s", ["embedding_hnsw_%256%"])
+        assert cursor.fetchall()
+
+
+def test_train_embedder_refuses_a_backbone_name_and_an_existing_model(trained, tiny_data, models_dir) -> None:
+    catalog, consumer = tiny_data
+    with pytest.raises(CommandError, match="backbone"):
+        call_command("train_embedder", "--name", "efficientnet_lite0", "--catalog", str(catalog), "--no-progress")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("train_embedder", "--name", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
+                     "--models-dir", str(models_dir), "--no-progress")

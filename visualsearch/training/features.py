@@ -1,0 +1,185 @@
+"""On-disk cache of the frozen backbone's output for every training view (no Django).
+
+The expensive part of training on a CPU is the backbone (20-70 images/s on 2 shared cores);
+the head trains in seconds. So each view is pushed through the backbone's *trunk* once and
+its output stored (float16) in SQLite under ``var/cache/train/<backbone>/<fingerprint>.sqlite3``:
+
+* EfficientNet-Lite0: the 320x7x7 maps before the last stage, so that a run with
+  ``--train-last-stage`` can train ``_conv_head`` too, and a frozen run pools them through
+  the ImageNet last stage (exactly the 1,280-d features the ImageNet embedder stores);
+* other backbones: their pooled features (their last stage is not trainable here).
+
+A view is keyed by what produced its pixels: the file (path, mtime, size, as in the
+evaluation cache), the view kind, and for synthetic views the recipe version and seed.
+The fingerprint in the file name covers the backbone, the resize policy, the trunk's output
+shape, ``FEATURES_VERSION`` (bump it when the trunk/tail split in ``embedding/finetuned.py``
+changes) and the source of ``backbones.py`` and ``preprocess.py``, so a change there starts
+a fresh cache. Work is
+committed every 64 images: an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from visualsearch.evaluation import synthetic
+from visualsearch.evaluation.cache import VectorCache, encode_cached, file_key
+
+FEATURES_VERSION = 1
+# Kept separate from the evaluation seeds (which start at 0): view k of a training
+# product uses seed TRAIN_VIEW_SEED + 1000 * seed + k.
+TRAIN_VIEW_SEED = 100_000
+
+
+@dataclass(frozen=True)
+class View:
+    """One image to push through the backbone: a file, optionally turned into a synthetic view."""
+
+    key: str
+    path: Path
+    item_id: str
+    synthetic_seed: int | None = None
+
+    def load(self) -> Image.Image:
+        image = Image.open(self.path)
+        if self.synthetic_seed is None:
+            return image
+        return synthetic.consumer_view(image.convert("RGB"), self.synthetic_seed, self.item_id)
+
+
+def file_view(path: Path, item_id: str, kind: str) -> View:
+    return View(key=f"{kind}|{file_key(path)}", path=Path(path), item_id=item_id)
+
+
+def synthetic_view(path: Path, item_id: str, seed: int) -> View:
+    prefix = f"synthetic-v{synthetic.SYNTHETIC_VERSION}-s{seed}"
+    return View(key=f"{prefix}|{file_key(path)}", path=Path(path), item_id=item_id, synthetic_seed=seed)
+
+
+def train_view_seed(seed: int, k: int) -> int:
+    return TRAIN_VIEW_SEED + 1000 * seed + k
+
+
+class FeatureStore(VectorCache):
+    """A ``VectorCache`` that keeps float16 (half the disk of float32 maps)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(data, dtype=np.float16, count=dim).astype(np.float32)
+        return found
+
+    def get_many_half(self, keys: Sequence[str]) -> np.ndarray:
+        """Rows for ``keys`` in order, float16; every key must be present."""
+        rows: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
+                rows[key] = np.frombuffer(data, dtype=np.float16, count=dim)
+        missing = [k for k in keys if k not in rows]
+        if missing:
+            raise KeyError(f"{len(missing)} views are not in the feature cache {self.path}, e.g. {missing[0]}")
+        return np.stack([rows[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float16)
+
+    def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO vectors (key, dim, data) VALUES (?, ?, ?)",
+            [(k, int(v.size), np.asarray(v, dtype=np.float16).tobytes()) for k, v in items],
+        )
+        self._db.commit()
+
+    def missing(self, keys: Sequence[str]) -> list[str]:
+        have: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            have.update(k for (k,) in self._db.execute(f"SELECT key FROM vectors WHERE key IN ({marks})", chunk))
+        return [k for k in keys if k not in have]
+
+
+class TrunkEncoder:
+    """The backbone split in trunk and last stage; ``encode`` runs the trunk on PIL images."""
+
+    def __init__(self, backbone: str, device: str | None = None) -> None:
+        import torch
+
+        from visualsearch.embedding import load_embedder
+        from visualsearch.embedding.finetuned import split_backbone
+
+        embedder = load_embedder(backbone)
+        self.backbone = backbone
+        self.embedder = embedder
+        self.device = device or embedder.device
+        trunk, tail = split_backbone(backbone, embedder._model)
+        self.trunk = trunk.eval()
+        self.tail = tail.eval()
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, embedder.input_size, embedder.input_size, device=embedder.device)
+            self.shape: tuple[int, ...] = tuple(self.trunk(probe).shape[1:])
+        self.size = int(np.prod(self.shape))
+        backbone_files = [Path(__file__).resolve().parents[1] / "embedding" / n for n in ("backbones.py", "preprocess.py")]
+        digest = hashlib.sha1(f"{backbone}|{embedder.resize_policy}|{FEATURES_VERSION}|{self.shape}".encode())
+        for path in backbone_files:
+            digest.update(path.read_bytes())
+        self.fingerprint = digest.hexdigest()[:12]
+
+    def encode(self, images: list[Image.Image]) -> np.ndarray:
+        import torch
+
+        out = []
+        step = self.embedder.batch_size if self.device == "cpu" else 64  # 8: fastest on the CPU
+        for start in range(0, len(images), step):
+            batch = torch.stack([self.embedder.preprocess(image) for image in images[start : start + step]])
+            with torch.inference_mode():
+                inputs = batch.to(self.embedder.device).contiguous(memory_format=torch.channels_last)
+                out.append(self.trunk(inputs).float().reshape(len(batch), -1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.size), dtype=np.float32)
+
+    def pool(self, maps: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Frozen last stage on cached trunk outputs -> L2-normalised backbone vectors (float32)."""
+        import torch
+        import torch.nn.functional as F
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(maps), batch):
+                x = torch.as_tensor(np.asarray(maps[start : start + batch], dtype=np.float32)).reshape(-1, *self.shape)
+                out.append(F.normalize(self.tail(x.to(self.embedder.device)).float(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.embedder.dim), dtype=np.float32)
+
+
+def store_open(cache_dir: Path, encoder: TrunkEncoder) -> FeatureStore:
+    return FeatureStore(Path(cache_dir) / encoder.backbone / f"{encoder.fingerprint}.sqlite3")
+
+
+def features_ensure(
+    store: FeatureStore,
+    encoder: TrunkEncoder,
+    views: Sequence[View],
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 1024,
+) -> int:
+    """Compute and store every view not cached yet; returns how many were computed.
+
+    Images are decoded (and synthetic views made) in a background thread one batch ahead
+    of the forward pass (``encode_cached``).
+    """
+    todo_keys = set(store.missing([v.key for v in views]))
+    done = len(views) - len(todo_keys)
+    if progress and done:
+        progress(done)
+    todo = [v for v in views if v.key in todo_keys]
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        encode_cached(store, [v.key for v in part], [v.load for v in part], encoder.encode, encoder.size, progress=progress)
+    return len(todo)
