@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from recommender.selectors import product_similar
 from recommender.serializers import SimilarQuerySerializer
-from shop.selectors import product_get_by_ids
+from shop.selectors import product_get_active
 from visualsearch.serializers import ProductMatchListSerializer, product_matches_data
 from visualsearch.throttles import ScopedThrottle
 
@@ -52,7 +52,7 @@ class ProductSimilarApi(APIView):
     def get(self, request: Request, product_id: int) -> Response:
         query = SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        product = next(iter(product_get_by_ids(ids=[product_id])), None)  # hidden ones are left out
+        product = product_get_active(product_id=product_id)  # hidden ones are left out
         if product is None:
             raise NotFound("No such product.")
         matches = product_similar(product=product, **query.validated_data)

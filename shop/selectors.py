@@ -77,6 +77,12 @@ def product_get(*, slug: str, include_hidden: bool = False) -> Product | None:
     return _with_images(queryset).filter(slug=slug).first()
 
 
+def product_get_active(*, product_id: int) -> Product | None:
+    """The active product ``product_id`` with its category, without images: for a hot path
+    (the similar-items API) that only needs its id and category (one query, not two)."""
+    return Product.objects.select_related("category").filter(id=product_id, status=Product.Status.ACTIVE).first()
+
+
 def product_get_by_ids(*, ids: list[int]) -> list[Product]:
     """Active products in the order of ``ids`` (missing or hidden ones are left out)."""
     by_id = {p.id: p for p in _with_images(Product.objects.filter(id__in=ids, status=Product.Status.ACTIVE))}
