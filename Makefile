@@ -73,9 +73,10 @@ check-index: migrate
 
 # Fine-tune the embedding (triplet loss, hard negatives) on the shared data and score it on its
 # hold-out against the ImageNet features (docs/benchmarks.md, "Fine-tuned embedding"). About
-# 15-25 minutes on 2 cores the first time (backbone features are cached in var/cache/train);
+# 20-45 minutes on 2 shared cores the first time (backbone features of ~41,000 views are cached
+# in var/cache/train; training itself is about a minute);
 # an interrupted run resumes. Then: embed_catalog --model $(MODEL_NAME), VISUALSEARCH_MODEL=$(MODEL_NAME).
-MODEL_NAME ?= efficientnet_lite0-triplet-v1
+MODEL_NAME ?= efficientnet_lite0-triplet-v4
 TRAIN_ARGS ?=
 train: migrate
 	@if [ -f var/models/$(MODEL_NAME)/metadata.json ]; then echo "var/models/$(MODEL_NAME) exists: not retrained (remove it, or MODEL_NAME=...-v2)"; \

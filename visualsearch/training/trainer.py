@@ -35,7 +35,7 @@ from visualsearch.training.split import HoldoutSplit, candidate_pairs, duplicate
 
 STATE_FILE = "train_state.pt"
 CURVE_FILE = "loss_curve.png"
-DEFAULT_NAME = "efficientnet_lite0-triplet-v1"
+DEFAULT_NAME = "efficientnet_lite0-triplet-v4"
 
 
 class TrainingError(RuntimeError):
@@ -49,15 +49,15 @@ class TrainConfig:
     dim: int = 256
     hidden: int = 0  # 0: a linear head (generalised better than a 1,024-wide hidden layer, see docs)
     dropout: float = 0.1
-    limit: int | None = 4000  # training products (all that have a real second image come first)
-    views: int = 2  # synthetic consumer-like views per product
+    limit: int | None = None  # training products (None: all outside the hold-out; those with a real second image first)
+    views: int = 4  # synthetic consumer-like views per product
     epochs: int = 40
-    batch_types: int = 8
+    batch_types: int = 16
     per_type: int = 16
     margin: float = 0.2
     mining: str = "batch-hard"
     same_type: bool = False  # mine among the anchor's articleType first (batches are built by type either way)
-    consumer_weight: float = 0.5
+    consumer_weight: float = 1.0
     consumer_batch: int = 64
     consumer_candidates: int = 512
     consumer_margin: float = 0.1
@@ -110,6 +110,7 @@ class TrainData:
     val_products: np.ndarray  # (P,) bool: held back for the per-epoch validation
     consumer_views: list[feats.View]
     consumer_labels: list[str]
+    consumer_val: np.ndarray  # (C,) bool: photos of contributors held back for the per-epoch validation
     accepted: dict[str, set[str]]  # consumer label -> accepted articleTypes
     holdout_ids: set[str]
     holdout_consumer: int
@@ -164,7 +165,7 @@ def training_data(config: TrainConfig) -> TrainData:
             real.append(True)
     val = np.array([unit_hash(f"{config.seed}:val", pid) < config.val_fraction for pid in chosen], dtype=bool)
 
-    consumer_views, consumer_labels, held_consumer = [], [], 0
+    consumer_views, consumer_labels, consumer_val, held_consumer = [], [], [], 0
     mapping = data.label_mapping_load()
     if (Path(config.consumer_dir) / "labels.csv").exists():
         for photo in data.consumer_read(config.consumer_dir):
@@ -173,6 +174,7 @@ def training_data(config: TrainConfig) -> TrainData:
             elif config.consumer_weight > 0 and photo.label in mapping.article_types:
                 consumer_views.append(feats.file_view(photo.path, photo.id, "consumer"))
                 consumer_labels.append(photo.label)
+                consumer_val.append(unit_hash(f"{config.seed}:val-consumer", f"sender:{photo.sender_id or photo.id}") < config.val_fraction)
     return TrainData(
         product_ids=chosen,
         product_types=np.array([type_index[by_id[i].article_type] for i in chosen], dtype=np.int64),
@@ -185,6 +187,7 @@ def training_data(config: TrainConfig) -> TrainData:
         val_products=val,
         consumer_views=consumer_views,
         consumer_labels=consumer_labels,
+        consumer_val=np.array(consumer_val, dtype=bool),
         accepted={label: set(types) for label, types in mapping.article_types.items()},
         holdout_ids=holdout,
         holdout_consumer=held_consumer,
@@ -336,7 +339,8 @@ def train(
     types_t = torch.as_tensor(td.product_types)
     groups_t = torch.as_tensor(td.groups)
     type_names = np.array(td.type_names)
-    consumer_train = np.arange(len(td.consumer_views))
+    consumer_train = np.flatnonzero(~td.consumer_val)
+    consumer_val = np.flatnonzero(td.consumer_val)
     accepted_by_label = {
         label: torch.as_tensor(np.isin(type_names[td.product_types], sorted(types))) for label, types in td.accepted.items()
     }
@@ -398,6 +402,14 @@ def train(
                 qv = embed(inputs["query"][vq]).cpu().numpy() if len(vq) else np.zeros((0, config.dim), np.float32)
             owner_pos = np.searchsorted(val_rows, td.query_owner[vq])
             record["val_views_r1"] = recall_at_1(qv, gal, owner_pos)
+        if len(consumer_val):
+            # Precision@10 of held-back contributors' photos against every chosen product's shop photo.
+            with torch.inference_mode():
+                gal = embed(inputs["clean"]).cpu().numpy()
+                cv = embed(inputs["consumer"][consumer_val]).cpu().numpy()
+            top = np.argsort(-(cv @ gal.T), axis=1)[:, :10]
+            hits = [accepted_by_label[td.consumer_labels[i]].numpy()[row].mean() for i, row in zip(consumer_val, top, strict=True)]
+            record["val_consumer_p10"] = float(np.mean(hits))
         history.append(record)
         bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", val_r1=f"{record.get('val_views_r1', float('nan')):.3f}")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -446,7 +458,8 @@ def train(
             "real_second_images": int(td.query_is_real.sum()),
             "synthetic_views_per_product": config.views,
             "synthetic_recipe_version": feats.synthetic.SYNTHETIC_VERSION,
-            "consumer_photos": len(td.consumer_views),
+            "consumer_photos": len(td.consumer_views) - int(td.consumer_val.sum()),
+            "val_consumer_photos": int(td.consumer_val.sum()),
             **td.notes,
         },
         "holdout": {
@@ -501,7 +514,9 @@ def loss_curve_png(history: list[dict], path: Path, title: str) -> None:
     if any("val_views_r1" in h for h in history):
         ax2 = ax.twinx()
         ax2.plot(epochs, [h.get("val_views_r1", float("nan")) for h in history], "k--", label="val views R@1")
-        ax2.set_ylabel("validation R@1 (views)")
+        if any("val_consumer_p10" in h for h in history):
+            ax2.plot(epochs, [h.get("val_consumer_p10", float("nan")) for h in history], "k:", label="val consumer P@10")
+        ax2.set_ylabel("validation")
         ax2.set_ylim(0, 1)
         ax2.legend(loc="center right")
     ax.legend(loc="upper right")

@@ -3,7 +3,7 @@
     python manage.py evaluate --quick                 # small seeded subsets, under 2 minutes
     python manage.py evaluate                         # everything (first run embeds ~15k images)
     python manage.py evaluate --model resnet50        # another model beside the active one
-    python manage.py evaluate --model efficientnet_lite0-triplet-v1 --holdout efficientnet_lite0-triplet-v1
+    python manage.py evaluate --model efficientnet_lite0-triplet-v4 --holdout efficientnet_lite0-triplet-v4
                                                       # a fine-tuned model against the active one, on its hold-out
 
 Vectors are cached under var/cache/evaluate/<model>/, so re-runs only search. Reports go

@@ -1,7 +1,7 @@
 """``manage.py train_embedder``: learn a consumer-to-shop metric on the frozen backbone.
 
-    python manage.py train_embedder                                   # efficientnet_lite0-triplet-v1, ~15-25 min on 2 cores
-    python manage.py train_embedder --name efficientnet_lite0-triplet-v2 --limit 1000 --views 2 --epochs 20
+    python manage.py train_embedder            # efficientnet_lite0-triplet-v4: 7,646 products x 4 views, 20-45 min on 2 cores
+    python manage.py train_embedder --name efficientnet_lite0-small-v1 --limit 1000 --views 2 --epochs 20   # ~5 min
     python manage.py train_embedder --name NAME --resume              # continue an interrupted run
 
 The model is published to ``VISUALSEARCH_MODELS_DIR/<name>/`` (default var/models): weights,
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--backbone", default=d.backbone, choices=MODEL_NAMES)
         parser.add_argument("--dim", type=int, default=d.dim, help="output dimension (default 256)")
         parser.add_argument("--hidden", type=int, default=d.hidden, help="hidden layer width; 0 for a linear head")
-        parser.add_argument("--limit", type=int, default=d.limit, help="training products (default 4000); 0 = all outside the hold-out")
+        parser.add_argument("--limit", type=int, default=d.limit, help="training products (default: all outside the hold-out, 7,646 of the shared catalogue); 0 = all")
         parser.add_argument("--views", type=int, default=d.views, help="synthetic consumer-like views per product")
         parser.add_argument("--epochs", type=int, default=d.epochs)
         parser.add_argument("--margin", type=float, default=d.margin)
