@@ -36,6 +36,15 @@ def embedded_database_url(*, pgdata: Path | None = None, dbname: str = EMBEDDED_
     return server.get_uri(database=dbname)
 
 
+def database_url_from_settings(settings_dict: dict) -> str:
+    """A DATABASE_URL for child processes (gunicorn, workers) from a Django connection's settings."""
+    host = settings_dict["HOST"] or ""
+    user, password, name = settings_dict["USER"], settings_dict["PASSWORD"], settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}:{password}@/{name}?host={host}"
+    return f"postgresql://{user}:{password}@{host}:{settings_dict['PORT'] or 5432}/{name}"
+
+
 def database_config(*, conn_max_age: int = 60) -> dict:
     url = os.environ.get("DATABASE_URL") or embedded_database_url()
     config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)

@@ -21,15 +21,6 @@ def redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
         return False
 
 
-def database_url(settings_dict: dict) -> str:
-    """A DATABASE_URL for child processes from a Django connection's settings."""
-    host = settings_dict["HOST"] or ""
-    user, password, name = settings_dict["USER"], settings_dict["PASSWORD"], settings_dict["NAME"]
-    if host.startswith("/"):
-        return f"postgresql://{user}:{password}@/{name}?host={host}"
-    return f"postgresql://{user}:{password}@{host}:{settings_dict['PORT'] or 5432}/{name}"
-
-
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as sock:

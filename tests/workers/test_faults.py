@@ -25,12 +25,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count
 
+from config.database import database_url_from_settings
 from shop.models import ProductImage
 from tests.factories import ProductFactory, ProductImageFactory, make_image_bytes
 from tests.workers.processes import (
     REPO,
     closed_port,
-    database_url,
     process_stop,
     redis_up,
     reset_celery_pools,
@@ -91,7 +91,7 @@ def test_worker_killed_mid_batch_then_restarted_embeds_every_image_exactly_once(
 
     env = {
         "REDIS_URL": BROKER_URL,
-        "DATABASE_URL": database_url(connection.settings_dict),
+        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     if recovery == "redelivery":
@@ -177,7 +177,7 @@ def test_upload_while_redis_is_down_succeeds_and_the_sweep_embeds_it_later(broke
     product = ProductFactory()
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": database_url(connection.settings_dict),
+        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     dead_broker = f"redis://127.0.0.1:{closed_port()}/14"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,9 +12,11 @@ import pytest
 import redis
 from django.db import connection
 
+from config.database import database_url_from_settings
 from shop.images import image_check
 from shop.services import product_image_add
 from tests.factories import ProductFactory, make_image_bytes
+from tests.workers.processes import redis_up, reset_celery_pools
 from visualsearch.models import ImageEmbedding
 from workers.celery import app as celery_app
 
@@ -27,25 +28,9 @@ WORKER_TIMEOUT_S = 120
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _database_url() -> str:
-    cfg = connection.settings_dict
-    host = cfg["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgresql://{cfg['USER']}:{cfg['PASSWORD']}@/{cfg['NAME']}?host={host}"
-    return f"postgresql://{cfg['USER']}:{cfg['PASSWORD']}@{host}:{cfg['PORT'] or 5432}/{cfg['NAME']}"
-
-
 @pytest.fixture
 def real_broker():
-    if not _redis_up():
+    if not redis_up():
         pytest.skip("Redis is not listening on 127.0.0.1:6379")
     redis.Redis.from_url(BROKER_URL).flushdb()
     # The app reads Django settings under the CELERY_ namespace, and prefixed keys win over
@@ -53,17 +38,11 @@ def real_broker():
     # cached for the old broker URL: drop them so that this process publishes to Redis.
     keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL")
     saved = {k: celery_app.conf[k] for k in keys}
-    _reset_pools()
+    reset_celery_pools(celery_app)
     celery_app.conf.update(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=BROKER_URL)
     yield BROKER_URL
     celery_app.conf.update(saved)
-    _reset_pools()
-
-
-def _reset_pools() -> None:
-    # Dropped, not closed: kombu's global producer registry may still hold a closed pool.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    reset_celery_pools(celery_app)
 
 
 @pytest.fixture
@@ -72,7 +51,7 @@ def worker(real_broker, settings, transactional_db):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "REDIS_URL": real_broker,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     proc = subprocess.Popen(

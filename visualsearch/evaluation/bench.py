@@ -7,7 +7,6 @@ leaves everything measured so far on disk if it is stopped.
 
 from __future__ import annotations
 
-import io
 import random
 import time
 from collections.abc import Callable
@@ -256,7 +255,7 @@ def _http(options: BenchOptions, log) -> dict:
         return {"skipped": "no embedded active products in the database (run `make demo` first)"}
     ids = sorted(ids)
     random.Random(options.seed).shuffle(ids)
-    photos = [Path(p).read_bytes() for p in options.photo_paths[:16]] or [_generated_photo(i) for i in range(4)]
+    photos = [Path(p).read_bytes() for p in options.photo_paths[:16]] or [http_load.generated_photo(i) for i in range(4)]
     makers = http_load.api_requests(ids[:500], photos)
     seconds = options.http_seconds or (3.0 if options.quick else 15.0)
     single_n = {"similar": 30 if options.quick else 300, "search_image": 8 if options.quick else 100}
@@ -296,16 +295,6 @@ def _http(options: BenchOptions, log) -> dict:
     finally:
         server.stop()
     return out
-
-
-def _generated_photo(i: int) -> bytes:
-    from PIL import Image
-
-    rng = np.random.default_rng(i)
-    pixels = (rng.random((480, 360, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------- tables

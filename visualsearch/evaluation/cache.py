@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,6 +39,9 @@ def file_key(path: Path, prefix: str = "file") -> str:
 
 
 class VectorCache:
+    DTYPE = np.float32  # how vectors are stored; they are always returned as float32
+    _CHUNK = 500  # keys per SELECT ... IN (...): under SQLite's bound-parameter limit
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -48,19 +51,27 @@ class VectorCache:
     def close(self) -> None:
         self._db.close()
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
+    def _select(self, columns: str, keys: Sequence[str]) -> Iterator[tuple]:
+        """Rows of ``columns`` for those of ``keys`` that are stored, in chunks."""
+        for start in range(0, len(keys), self._CHUNK):
+            chunk = list(keys[start : start + self._CHUNK])
             marks = ",".join("?" * len(chunk))
-            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(data, dtype=np.float32, count=dim).copy()
-        return found
+            yield from self._db.execute(f"SELECT {columns} FROM vectors WHERE key IN ({marks})", chunk)
+
+    def stored(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored arrays (``DTYPE``, read-only views of the rows) of the keys present."""
+        return {
+            key: np.frombuffer(data, dtype=self.DTYPE, count=dim) for key, dim, data in self._select("key, dim, data", keys)
+        }
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        return {key: row.astype(np.float32) for key, row in self.stored(keys).items()}
 
     def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Arrays of any shape, stored flattened."""
         self._db.executemany(
             "INSERT OR REPLACE INTO vectors (key, dim, data) VALUES (?, ?, ?)",
-            [(k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],
+            [(k, int(v.size), np.asarray(v, dtype=self.DTYPE).tobytes()) for k, v in items],
         )
         self._db.commit()
 

@@ -9,6 +9,7 @@ comes first. Nothing here talks to any address but 127.0.0.1.
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import signal
 import socket
@@ -212,6 +213,18 @@ def load_run(
                 **percentiles(np.asarray(entry["latencies"]), (50, 95, 99)),
             }
     return out
+
+
+def generated_photo(i: int) -> bytes:
+    """A seeded 360x480 noise JPEG, for photo searches when no real photos are at hand."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(i)
+    pixels = (rng.random((480, 360, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def api_requests(product_ids: Sequence[int], photos: Sequence[bytes], k: int = 12) -> dict[str, Callable[[int], Request]]:

@@ -16,7 +16,6 @@ for a fixed time at each concurrency level, and reports throughput, p50/p95/p99 
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import time
@@ -25,8 +24,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
-
-import numpy as np
 
 from visualsearch.evaluation import http_load
 from visualsearch.evaluation.report import fmt, json_write, machine_info, md_table, text_table
@@ -56,17 +53,6 @@ class LoadOptions:
 
     def duration(self) -> float:
         return self.seconds or (3.0 if self.quick else 30.0)
-
-
-def database_url_for_children() -> str:
-    """The database this process uses, as a DATABASE_URL for gunicorn."""
-    from django.db import connection
-
-    cfg = connection.settings_dict
-    host = cfg["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgresql://{cfg['USER']}:{cfg['PASSWORD']}@/{cfg['NAME']}?host={host}"
-    return f"postgresql://{cfg['USER']}:{cfg['PASSWORD']}@{host}:{cfg['PORT'] or 5432}/{cfg['NAME']}"
 
 
 def traffic_targets(*, seed: int, limit: int = 500) -> dict:
@@ -104,16 +90,6 @@ def traffic_targets(*, seed: int, limit: int = 500) -> dict:
     return {"slugs": slugs[:limit], "listings": listings, "products_embedded": len(slugs), "categories": len(categories)}
 
 
-def generated_photo(i: int) -> bytes:
-    from PIL import Image
-
-    rng = np.random.default_rng(i)
-    pixels = (rng.random((480, 360, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
 def mixed_requests(*, slugs: Sequence[str], listings: Sequence[str], photos: Sequence[bytes], mix: dict[str, float],
                    seed: int, n: int, k: int = 12) -> Callable[[int], http_load.Request]:
     """``make_request(i)`` for ``http_load.load_run``: the i-th request of a seeded mix."""
@@ -139,11 +115,14 @@ def mixed_requests(*, slugs: Sequence[str], listings: Sequence[str], photos: Seq
 def load_test_run(options: LoadOptions, log: Callable[[str], None] = print, command: str | None = None) -> dict:
     """Start gunicorn, warm it up, run each concurrency level, stop it; write and return the report."""
     from django.conf import settings
+    from django.db import connection
+
+    from config.database import database_url_from_settings
 
     targets = traffic_targets(seed=options.seed)
     stem = "load_quick" if options.quick else "load"
     json_path = options.json_path or options.out_dir / f"{stem}.json"
-    photos = [Path(p).read_bytes() for p in options.photo_paths[:16]] or [generated_photo(i) for i in range(4)]
+    photos = [Path(p).read_bytes() for p in options.photo_paths[:16]] or [http_load.generated_photo(i) for i in range(4)]
     result: dict = {
         "mode": "quick" if options.quick else "full",
         "command": command,
@@ -167,7 +146,7 @@ def load_test_run(options: LoadOptions, log: Callable[[str], None] = print, comm
     env = {
         "DJANGO_DEBUG": "0",
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
-        "DATABASE_URL": database_url_for_children(),
+        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
         "VISUALSEARCH_TORCH_THREADS": str(SERVER_TORCH_THREADS),
         **({} if options.rate_limits else {
             "VISUALSEARCH_RATE_IMAGE_SEARCH": "off", "VISUALSEARCH_RATE_SIMILAR": "off", "VISUALSEARCH_RATE_SHOP_THE_LOOK": "off",

@@ -69,41 +69,18 @@ def train_view_seed(seed: int, k: int) -> int:
 class FeatureStore(VectorCache):
     """A ``VectorCache`` that keeps float16 (half the disk of float32 maps)."""
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(data, dtype=np.float16, count=dim).astype(np.float32)
-        return found
+    DTYPE = np.float16
 
     def get_many_half(self, keys: Sequence[str]) -> np.ndarray:
         """Rows for ``keys`` in order, float16; every key must be present."""
-        rows: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for key, dim, data in self._db.execute(f"SELECT key, dim, data FROM vectors WHERE key IN ({marks})", chunk):
-                rows[key] = np.frombuffer(data, dtype=np.float16, count=dim)
+        rows = self.stored(keys)
         missing = [k for k in keys if k not in rows]
         if missing:
             raise KeyError(f"{len(missing)} views are not in the feature cache {self.path}, e.g. {missing[0]}")
         return np.stack([rows[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float16)
 
-    def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO vectors (key, dim, data) VALUES (?, ?, ?)",
-            [(k, int(v.size), np.asarray(v, dtype=np.float16).tobytes()) for k, v in items],
-        )
-        self._db.commit()
-
     def missing(self, keys: Sequence[str]) -> list[str]:
-        have: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            have.update(k for (k,) in self._db.execute(f"SELECT key FROM vectors WHERE key IN ({marks})", chunk))
+        have = {key for (key,) in self._select("key", keys)}
         return [k for k in keys if k not in have]
 
 
