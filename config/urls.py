@@ -11,7 +11,7 @@ urlpatterns = [
     path("api/", include("visualsearch.api_urls")),
     path("api/", include("recommender.api_urls")),
     path("api/", include("visualsearch.duplicates.api")),
-    path("", include("shop.urls")),
+    path("", include("storefront.urls")),
     path("", include("visualsearch.urls")),
     path("", include("visualsearch.duplicates.urls")),
 ]

@@ -6,22 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shop.filters import ProductFilters
 from shop.models import Product
-from visualsearch.selectors import ProductMatch, SearchFilters, product_search_by_vector, product_vectors
+from visualsearch.duplicates.selectors import confirmed_duplicate_ids
+from visualsearch.selectors import ProductMatch, product_search_by_vector, product_vectors
 
 SIMILAR_DEFAULT_K = 12
 RECOMMENDED_DEFAULT_K = 12
 # The most recent views that shape "Recommended for you"; older ones have faded.
 RECENT_VIEWS_USED = 10
-
-
-def product_duplicate_ids(*, product_id: int) -> set[int]:
-    """Products confirmed as duplicates of ``product_id`` (none until the duplicate queue lands)."""
-    try:
-        from visualsearch.selectors import confirmed_duplicate_ids
-    except ImportError:
-        return set()
-    return confirmed_duplicate_ids(product_id=product_id)
 
 
 def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> list[ProductMatch]:
@@ -32,8 +25,8 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
     vector = product_vectors(product_ids=[product.id]).get(product.id)
     if vector is None:
         return []
-    filters = SearchFilters(category=product.category.slug) if same_category else None
-    exclude = {product.id} | product_duplicate_ids(product_id=product.id)
+    filters = ProductFilters(category=product.category.slug) if same_category else None
+    exclude = {product.id} | confirmed_duplicate_ids(product_id=product.id)
     return product_search_by_vector(vector=vector, k=k, filters=filters, exclude_product_ids=exclude)
 
 

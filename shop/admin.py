@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from shop.images import ImageRejected, image_check, max_upload_bytes, too_large_message
 from shop.models import Category, Merchant, Product, ProductImage
+from shop.signals import product_images_changed
 
 
 class ProductImageAdminForm(forms.ModelForm):
@@ -45,11 +46,10 @@ class ProductImageAdminForm(forms.ModelForm):
         return upload
 
 
-def _schedule_changed_images(forms_with_images) -> None:
-    from visualsearch.services import images_schedule_embedding
-
+def _announce_changed_images(forms_with_images) -> None:
     ids = [f.instance.pk for f in forms_with_images if f.instance.pk and "image" in f.changed_data]
-    images_schedule_embedding(image_ids=ids)
+    if ids:
+        product_images_changed.send(sender=ProductImage, image_ids=ids)
 
 
 @admin.register(Merchant)
@@ -113,7 +113,7 @@ class ProductAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         if formset.model is ProductImage:
-            _schedule_changed_images(formset.forms)
+            _announce_changed_images(formset.forms)
 
     @admin.display(description="")
     def thumbnail(self, obj: Product) -> str:
@@ -146,4 +146,4 @@ class ProductImageAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        _schedule_changed_images([form])
+        _announce_changed_images([form])

@@ -553,7 +553,7 @@ def _import_row(
             image_added = False
             if checked is not None:
                 # Bulk imports leave embedding to embed_catalog / the sweep, which batch.
-                _, image_added = product_image_add(product=product, image=checked, schedule_embedding=False)
+                _, image_added = product_image_add(product=product, image=checked, announce=False)
     except DatabaseError as exc:
         first_line = next(iter(str(exc).strip().splitlines()), "")
         raise RowSkipped(DB_ERROR, f"{type(exc).__name__}: {first_line}") from None

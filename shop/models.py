@@ -63,7 +63,7 @@ class Category(models.Model):
         return list(reversed(chain))
 
     def get_absolute_url(self) -> str:
-        return reverse("shop:product_list") + f"?category={self.slug}"
+        return reverse("storefront:product_list") + f"?category={self.slug}"
 
 
 class Product(TimeStamped):
@@ -106,7 +106,7 @@ class Product(TimeStamped):
         return self.title
 
     def get_absolute_url(self) -> str:
-        return reverse("shop:product_detail", kwargs={"slug": self.slug})
+        return reverse("storefront:product_detail", kwargs={"slug": self.slug})
 
     @property
     def primary_image(self) -> ProductImage | None:

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from django.db.models import Count, Prefetch, QuerySet
 
-from django.db.models import Count, Prefetch, Q, QuerySet
-
+from shop.filters import ProductFilters, products_matching
 from shop.models import Category, Product, ProductImage
-
-
-@dataclass(frozen=True)
-class ProductFilters:
-    category: str | None = None  # a category slug; its descendants match too
-    gender: str | None = None
-    colour: str | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-    merchant: str | None = None  # a merchant slug
-    q: str | None = None
 
 
 SORTS = {
@@ -29,19 +16,6 @@ SORTS = {
 }
 
 
-def category_descendant_ids(*, category: Category) -> list[int]:
-    """Ids of ``category`` and everything below it. The tree is small (a few hundred nodes)."""
-    children: dict[int | None, list[int]] = {}
-    for node_id, parent_id in Category.objects.values_list("id", "parent_id"):
-        children.setdefault(parent_id, []).append(node_id)
-    result, stack = [], [category.id]
-    while stack:
-        node = stack.pop()
-        result.append(node)
-        stack.extend(children.get(node, []))
-    return result
-
-
 def _with_images(queryset: QuerySet[Product]) -> QuerySet[Product]:
     return queryset.select_related("category", "merchant").prefetch_related(
         Prefetch("images", queryset=ProductImage.objects.order_by("position", "id"))
@@ -50,26 +24,7 @@ def _with_images(queryset: QuerySet[Product]) -> QuerySet[Product]:
 
 def product_list(*, filters: ProductFilters | None = None, sort: str = "newest") -> QuerySet[Product]:
     """Active products matching ``filters``, with category, merchant and images loaded."""
-    filters = filters or ProductFilters()
-    queryset = Product.objects.filter(status=Product.Status.ACTIVE)
-    if filters.category:
-        category = Category.objects.filter(slug=filters.category).first()
-        if category is None:
-            return Product.objects.none()
-        queryset = queryset.filter(category_id__in=category_descendant_ids(category=category))
-    if filters.gender:
-        queryset = queryset.filter(gender=filters.gender)
-    if filters.colour:
-        queryset = queryset.filter(colour__iexact=filters.colour)
-    if filters.min_price is not None:
-        queryset = queryset.filter(price__gte=filters.min_price)
-    if filters.max_price is not None:
-        queryset = queryset.filter(price__lte=filters.max_price)
-    if filters.merchant:
-        queryset = queryset.filter(merchant__slug=filters.merchant)
-    if filters.q:
-        queryset = queryset.filter(Q(title__icontains=filters.q) | Q(description__icontains=filters.q))
-    return _with_images(queryset).order_by(*SORTS.get(sort, SORTS["newest"]))
+    return _with_images(products_matching(filters)).order_by(*SORTS.get(sort, SORTS["newest"]))
 
 
 def product_get(*, slug: str, include_hidden: bool = False) -> Product | None:

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from shop.images import CheckedImage
 from shop.models import Category, Merchant, Product, ProductImage, product_image_path
+from shop.signals import product_images_changed
 
 
 def merchant_get_or_create(*, name: str) -> Merchant:
@@ -88,12 +89,13 @@ def product_upsert(
 
 
 def product_image_add(
-    *, product: Product, image: CheckedImage, position: int | None = None, schedule_embedding: bool = True
+    *, product: Product, image: CheckedImage, position: int | None = None, announce: bool = True
 ) -> tuple[ProductImage, bool]:
     """Attach checked image bytes to ``product``; the same bytes twice give the existing row.
 
-    A new image is born dirty and, with ``schedule_embedding``, queued for the embedding
-    workers once the transaction commits. Bulk imports pass False and leave the dirty
+    A new image is born dirty and, with ``announce``, announced with
+    ``signals.product_images_changed`` (visual search then queues it for the embedding
+    workers once the transaction commits). Bulk imports pass False and leave the dirty
     images to ``embed_catalog`` or the periodic sweep, which batch far better.
     """
     existing = ProductImage.objects.filter(product=product, sha256=image.sha256).first()
@@ -111,10 +113,8 @@ def product_image_add(
     else:
         row.image.save(path, ContentFile(image.data), save=False)
     row.save()
-    if schedule_embedding:
-        from visualsearch.services import images_schedule_embedding
-
-        images_schedule_embedding(image_ids=[row.id])
+    if announce:
+        product_images_changed.send(sender=ProductImage, image_ids=[row.id])
     return row, True
 
 

@@ -2,9 +2,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-CATALOG_DIR = SHARED_DATA / "fashion_product_images"
-CONSUMER_DIR = SHARED_DATA / "clothing_dataset_cc0"
+from lab.datasets import CATALOG_DIR, CONSUMER_DIR
 
 
 @pytest.fixture

@@ -84,6 +84,6 @@ class ProductImageFactory(factory.django.DjangoModelFactory):
         from shop.services import product_image_add
 
         row, _ = product_image_add(
-            product=product, image=image_check(data), position=position, schedule_embedding=False
+            product=product, image=image_check(data), position=position, announce=False
         )
         return row

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from visualsearch.models import ImageEmbedding
+from visualsearch.models import DuplicateFlag, DuplicateFlagAction, ImageEmbedding
 
 
 @admin.register(ImageEmbedding)
@@ -16,9 +16,6 @@ class ImageEmbeddingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-from visualsearch.models import DuplicateFlag, DuplicateFlagAction  # noqa: E402
 
 
 class DuplicateFlagActionInline(admin.TabularInline):

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from shop import images as shop_images
 from visualsearch.forms import photo_upload_handlers, request_too_large
-from visualsearch.selectors import BadBox, product_search_by_photo
+from visualsearch.photos import BadBox, product_search_by_photo
 from visualsearch.serializers import ImageSearchSerializer, ProductMatchListSerializer, product_matches_data
 from visualsearch.throttles import ScopedThrottle
 

@@ -8,6 +8,7 @@ class VisualsearchConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from visualsearch import signals
         from visualsearch.embedding import configure
 
         # Cheap: torch is imported only when a model is first loaded.
@@ -17,3 +18,4 @@ class VisualsearchConfig(AppConfig):
             weights=settings.VISUALSEARCH_WEIGHTS,
             device=settings.VISUALSEARCH_DEVICE,
         )
+        signals.connect()

@@ -2,7 +2,8 @@
 
 The storefront form (``ShopTheLookForm``) and the API serializer
 (``visualsearch.serializers.ImageSearchSerializer``) parse the same things; the pieces
-they share live here: reading the photo from memory, the all-or-none box, the filters.
+they share live here (reading the photo from memory, the all-or-none box) and in
+``shop.filters`` (the filters).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -21,10 +21,9 @@ from django.http import HttpRequest
 from PIL import Image
 
 from shop import images as shop_images
-from shop import selectors as shop_selectors
+from shop.forms import ProductFilterFields
 from shop.images import ImageRejected, image_decode_rgb
-from shop.models import Product
-from visualsearch.selectors import Box, SearchFilters
+from visualsearch.photos import Box
 
 BOX_FIELDS = ("x", "y", "w", "h")
 HALF_A_BOX = "Give all four of x, y, w and h for the box, or none of them."
@@ -121,23 +120,6 @@ def box_from(values: Mapping[str, int | None]) -> Box | None:
     return Box(x=x, y=y, w=w, h=h)
 
 
-def price_range_error(values: Mapping[str, Decimal | None]) -> str | None:
-    low, high = values.get("min_price"), values.get("max_price")
-    if low is not None and high is not None and low > high:
-        return "Max price must not be below min price."
-    return None
-
-
-def search_filters_from(values: Mapping[str, Any]) -> SearchFilters:
-    return SearchFilters(
-        category=values.get("category") or None,
-        gender=values.get("gender") or None,
-        min_price=values.get("min_price"),
-        max_price=values.get("max_price"),
-        merchant=values.get("merchant") or None,
-    )
-
-
 # The storefront form --------------------------------------------------------------------
 
 
@@ -159,7 +141,7 @@ def preview_data_url(image: Image.Image, *, max_side: int = PREVIEW_MAX_SIDE) ->
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-class ShopTheLookForm(forms.Form):
+class ShopTheLookForm(ProductFilterFields):
     """POSTed by the storefront page: one photo (picked, dropped or taken), box, filters.
 
     Two file inputs because phones need ``capture`` to open the camera directly, and a
@@ -184,18 +166,13 @@ class ShopTheLookForm(forms.Form):
     y = forms.IntegerField(required=False, widget=forms.HiddenInput)
     w = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     h = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    category = forms.ChoiceField(label="Category", required=False)
-    gender = forms.ChoiceField(label="Gender", required=False, choices=[("", "Any")] + Product.Gender.choices)
-    min_price = forms.DecimalField(label="Min price", required=False, min_value=0, max_digits=10, decimal_places=2)
-    max_price = forms.DecimalField(label="Max price", required=False, min_value=0, max_digits=10, decimal_places=2)
+
+    field_order = ["image", "camera", "x", "y", "w", "h", "category", "gender", "min_price", "max_price"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["category"].choices = [("", "All categories")] + shop_selectors.category_choices()
         # shop_the_look.js warns before uploading a file the server would refuse anyway.
         self.fields["image"].widget.attrs["data-max-bytes"] = shop_images.max_upload_bytes()
-        for name in ("min_price", "max_price"):
-            self.fields[name].widget.attrs.update({"inputmode": "decimal", "placeholder": "Any", "step": "any"})
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -215,14 +192,12 @@ class ShopTheLookForm(forms.Form):
                 self.add_error(None, str(exc))
         else:
             self.add_error(None, "The box is not valid; draw it again.")
-        if error := price_range_error(cleaned):
-            self.add_error("max_price", error)
         return cleaned
 
     def search_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``product_search_by_photo`` (valid forms only), less ``k``."""
         data = self.cleaned_data
-        return {"image": data["photo"], "box": data.get("box"), "filters": search_filters_from(data)}
+        return {"image": data["photo"], "box": data.get("box"), "filters": self.filters()}
 
     def photo_preview(self) -> PhotoPreview | None:
         """The decoded photo and its box for the page, when the photo itself was valid."""

@@ -3,8 +3,8 @@
 Vectors are stored as ``halfvec`` without a fixed dimension so that models of different
 sizes (EfficientNet-Lite0 1280, ResNet-50 2048, a fine-tuned 256-d head) can live side by
 side while a catalogue is re-indexed. Each model gets its own partial HNSW index over
-``vector::halfvec(<dim>)`` (see ``visualsearch.services.embedding_index_ensure``);
-queries use the same expression so the planner picks that index.
+``vector::halfvec(<dim>)``; ``visualsearch.index`` builds both that index and the queries'
+distance expression, so that the planner picks the index.
 
 Why halfvec: half the bytes of ``vector`` and HNSW indexes up to 4,000 dimensions
 (``vector`` stops at 2,000, below ResNet-50's 2,048). Recall against float32 exact
@@ -18,6 +18,10 @@ from pgvector.django import HalfVectorField
 
 from shop.models import Product, ProductImage
 
+# The duplicate-listing models are defined beside the code that uses them and belong to
+# this app (their migrations are this app's); importing them here registers them.
+from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
+
 
 class ImageEmbedding(models.Model):
     image = models.ForeignKey(ProductImage, related_name="embeddings", on_delete=models.CASCADE)
@@ -30,7 +34,8 @@ class ImageEmbedding(models.Model):
     # exact copy listed under several products), one is canonical: only canonical rows are
     # in the HNSW index, so a photo re-used by 500 listings is one graph node, not 500
     # identical ones (identical vectors degrade HNSW). Searches reach the copies through
-    # the canonical row (``visualsearch.selectors.nearest_product_ids``).
+    # the canonical row (``visualsearch.selectors.nearest_product_ids``). A deleted
+    # canonical row hands the node to another copy (``visualsearch.signals``).
     sha256 = models.CharField(max_length=64, blank=True, default="")
     is_canonical = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,15 +53,5 @@ class ImageEmbedding(models.Model):
     def __str__(self) -> str:
         return f"{self.model_name} embedding of image {self.image_id}"
 
-
-# Duplicate listings (visualsearch.duplicates): defined there, registered with this app here.
-from visualsearch.duplicates.models import (  # noqa: E402
-    DuplicateFlag,
-    DuplicateFlagAction,
-    ImageFingerprint,
-    _connect_signals,
-)
-
-_connect_signals()
 
 __all__ = ["DuplicateFlag", "DuplicateFlagAction", "ImageEmbedding", "ImageFingerprint"]

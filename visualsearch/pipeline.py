@@ -3,10 +3,8 @@ and write the previous batch's vectors in another while the model runs on the cu
 one, so the forward pass is rarely kept waiting.
 
 PIL releases the GIL while it decodes and resizes, psycopg while it waits on the server,
-and torch while it convolves, so the threads overlap well even on two cores. Measured on
-the 2-core box with 2,296 catalogue images, batch 8: with the loader thread but inline
-writes the pipeline ran at 21.1 images/s against 23.1 for the forward pass alone (91%),
-DB writes taking 9.5 s of 109 s; the writer thread takes those off the critical path.
+and torch while it convolves, so the threads overlap even on two cores (measurements:
+``docs/benchmarks.md``, "Embedding throughput").
 """
 
 from __future__ import annotations
@@ -16,19 +14,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from django.core.files.storage import default_storage
 from django.db import connection, connections
 from django.db.models import Exists, OuterRef
-from PIL import Image
 
 from shop.models import ProductImage
-from visualsearch.duplicates.detection import fingerprint
 from visualsearch.embedding import Embedder, load_embedder
+from visualsearch.index import embedding_index_ensure
+from visualsearch.indexing import batch_store
 from visualsearch.models import ImageEmbedding
-from visualsearch.services import embedding_index_ensure, embeddings_store
+from visualsearch.reader import StoredImage, images_read
+from visualsearch.selectors import active_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +51,15 @@ class CatalogEmbedReport:
         return self.embedded / self.forward_seconds if self.forward_seconds else 0.0
 
 
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    product_id: int
-    path: str
-
-
 @dataclass
 class _Batch:
-    rows: list[_Row]
+    rows: list[StoredImage]
     tensor: torch.Tensor | None
     failed: list[tuple[int, str]]
     fingerprints: list = field(default_factory=list)  # perceptual hashes, one per row
 
 
-def images_to_embed(*, model_name: str, only_missing: bool, limit: int | None = None) -> list[_Row]:
+def images_to_embed(*, model_name: str, only_missing: bool, limit: int | None = None) -> list[StoredImage]:
     queryset = ProductImage.objects.order_by("id")
     if only_missing:
         queryset = queryset.filter(
@@ -78,25 +68,20 @@ def images_to_embed(*, model_name: str, only_missing: bool, limit: int | None = 
     values = queryset.values_list("id", "product_id", "image")
     if limit:
         values = values[:limit]
-    return [_Row(*row) for row in values]
+    return [StoredImage(*row) for row in values]
 
 
-def _load_batch(embedder: Embedder, rows: Sequence[_Row]) -> _Batch:
-    tensors, ok, failed, prints = [], [], [], []
-    for row in rows:
-        try:
-            with default_storage.open(row.path, "rb") as handle:
-                image = Image.open(handle)
-                image.load()
-            tensors.append(embedder.preprocess(image))
-            prints.append(fingerprint(image))  # for duplicate detection, while the image is decoded
-            ok.append(row)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            failed.append((row.id, f"{Path(row.path).name}: {exc}"))
-    return _Batch(rows=ok, tensor=torch.stack(tensors) if tensors else None, failed=failed, fingerprints=prints)
+def _load_batch(embedder: Embedder, rows: Sequence[StoredImage]) -> _Batch:
+    read = images_read(rows, prepare=embedder.preprocess)
+    return _Batch(
+        rows=read.images,
+        tensor=torch.stack(read.inputs) if read.inputs else None,
+        failed=read.failed,
+        fingerprints=read.fingerprints,
+    )
 
 
-def _batches(rows: Sequence[_Row], size: int) -> Iterator[Sequence[_Row]]:
+def _batches(rows: Sequence[StoredImage], size: int) -> Iterator[Sequence[StoredImage]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -108,7 +93,7 @@ def catalog_embed(
     only_missing: bool = False,
     limit: int | None = None,
     on_progress: Callable[[int], None] | None = None,
-    rows: Sequence[_Row] | None = None,
+    rows: Sequence[StoredImage] | None = None,
     detect_duplicates: bool = True,
 ) -> CatalogEmbedReport:
     """Embed catalogue images in batches and upsert them; each batch commits on its own,
@@ -119,7 +104,7 @@ def catalog_embed(
     ``scan_duplicates`` afterwards, which uses the finished HNSW index: faster for a first
     import of a large catalogue.
     """
-    embedder = load_embedder(model_name)
+    embedder = load_embedder(model_name or active_model_name())
     size = batch_size or embedder.batch_size
     if rows is None:
         rows = images_to_embed(model_name=embedder.name, only_missing=only_missing, limit=limit)
@@ -158,9 +143,9 @@ def catalog_embed(
                     "detect_duplicates": detect_duplicates,
                 }
                 if threaded_writes:
-                    writing = writer.submit(embeddings_store, **store)
+                    writing = writer.submit(batch_store, **store)
                 else:
-                    embeddings_store(**store)
+                    batch_store(**store)
                 report.store_seconds += time.perf_counter() - t0
                 report.embedded += len(batch.rows)
             if on_progress:

@@ -10,9 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from shop.filters import ProductFilters
 from shop.images import ImageRejected
 from shop.models import Category, Merchant, Product
-from visualsearch.forms import BOX_FIELDS, box_from, photo_open, price_range_error, search_filters_from
+from visualsearch.forms import BOX_FIELDS, box_from, photo_open
 from visualsearch.selectors import ProductMatch
 
 IMAGE_SEARCH_DEFAULT_K = 12
@@ -72,14 +73,14 @@ class ImageSearchSerializer(serializers.Serializer):
             attrs["box"] = box_from(attrs)
         except ValueError as exc:
             raise serializers.ValidationError({"box": [str(exc)]}) from exc
-        if error := price_range_error(attrs):
+        if error := ProductFilters.from_values(attrs).price_range_error():
             raise serializers.ValidationError({"max_price": [error]})
         return {key: value for key, value in attrs.items() if key not in BOX_FIELDS}
 
     def search_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``product_search_by_photo``."""
         data = self.validated_data
-        return {"image": data["image"], "box": data["box"], "k": data["k"], "filters": search_filters_from(data)}
+        return {"image": data["image"], "box": data["box"], "k": data["k"], "filters": ProductFilters.from_values(data)}
 
 
 class ProductMatchSerializer(serializers.Serializer):

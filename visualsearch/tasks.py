@@ -1,9 +1,17 @@
-"""Thin Celery tasks: take ids, call a service. Safe to run twice (the writes are upserts)."""
+"""Thin Celery tasks: take ids, call the indexing service. Safe to run twice (the writes are
+upserts and detection flags each pair once), so at-least-once delivery does no harm."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
-from visualsearch import services
+from visualsearch import indexing
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -16,10 +24,28 @@ from visualsearch import services
     max_retries=5,
 )
 def embed_images(self, image_ids: list[int], model_name: str | None = None) -> int:
-    result = services.images_embed(image_ids=image_ids, model_name=model_name)
-    return result.embedded
+    return indexing.images_embed(image_ids=image_ids, model_name=model_name).embedded
 
 
 @shared_task(acks_late=True)
 def embedding_sweep() -> int:
-    return services.embedding_sweep()
+    return indexing.embedding_sweep()
+
+
+def embedding_schedule(*, image_ids: Sequence[int]) -> None:
+    """Enqueue embedding of ``image_ids`` once the current transaction commits.
+
+    If the broker is unreachable the request still succeeds: the images stay dirty and
+    the periodic sweep embeds them when the broker is back.
+    """
+    ids = list(image_ids)
+    if not ids:
+        return
+
+    def send() -> None:
+        try:
+            embed_images.delay(ids)
+        except Exception:  # noqa: BLE001 - any broker failure; the sweep recovers
+            logger.exception("Could not enqueue embedding of images %s; the sweep will retry", ids)
+
+    transaction.on_commit(send)

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_http_methods
 
 from shop import images as shop_images
 from visualsearch.forms import ShopTheLookForm, photo_upload_handlers, request_too_large
-from visualsearch.selectors import BadBox, ProductMatch, product_search_by_photo
+from visualsearch.photos import BadBox, product_search_by_photo
+from visualsearch.selectors import ProductMatch
 from visualsearch.throttles import shop_the_look_allowed
 
 SHOP_THE_LOOK_K = 24

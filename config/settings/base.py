@@ -36,13 +36,19 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",  # OpClass in index expressions (visualsearch.index), ArrayField
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Serving, lowest layer first (docs/architecture.md): the catalogue, visual search,
+    # recommendations, the storefront's pages; the Celery app; then the offline lab
+    # (evaluation, training and benchmark commands; nothing above imports it).
     "shop",
     "visualsearch",
     "recommender",
+    "storefront",
     "workers",
+    "lab",
 ]
 
 MIDDLEWARE = [
@@ -70,7 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "shop.context_processors.storefront",
+                "storefront.context_processors.storefront",
             ],
         },
     },

@@ -14,7 +14,7 @@ from shop.services import product_image_add
 from tests.factories import CategoryFactory, MerchantFactory, ProductFactory
 from tests.visualsearch.duplicates.photos import TEE, TROUSERS, jpeg, photo, relisted_copy
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction
-from visualsearch.services import images_embed
+from visualsearch.indexing import images_embed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def flagged_catalogue():
     ids = []
     for title, category, merchant, sku, price, data in listings:
         product = ProductFactory(title=title, category=category, merchant=merchant, external_id=sku, price=Decimal(price), slug=sku.lower())
-        image, _ = product_image_add(product=product, image=image_check(data), schedule_embedding=False)
+        image, _ = product_image_add(product=product, image=image_check(data), announce=False)
         ids.append(image.id)
     images_embed(image_ids=ids)
     user = get_user_model().objects.create_user("merchandiser", password="review-pass-123", is_staff=True)

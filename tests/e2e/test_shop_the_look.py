@@ -16,7 +16,7 @@ import pytest
 
 from shop.models import Product
 from tests.factories import CategoryFactory, MerchantFactory, ProductFactory, ProductImageFactory, make_image_bytes
-from visualsearch.services import images_embed
+from visualsearch.indexing import images_embed
 
 # Playwright's sync API runs an asyncio loop in this thread; the test body only creates
 # fixtures through the ORM, the live server answers in its own thread.

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from shop.models import Product
 from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
-from visualsearch.services import images_embed
+from visualsearch.indexing import images_embed
 
 pytestmark = pytest.mark.django_db
 
@@ -53,10 +53,10 @@ def test_product_page_without_embedding_says_so(client):
 
 
 def test_home_recommends_from_recent_views_and_leaves_out_what_was_seen(client, catalogue):
-    assert client.get(reverse("shop:home")).context["recommended"] == []
+    assert client.get(reverse("storefront:home")).context["recommended"] == []
     for product in catalogue[:2]:
         client.get(product.get_absolute_url())
-    response = client.get(reverse("shop:home"))
+    response = client.get(reverse("storefront:home"))
     titles = _titles(response, "recommended")
     assert titles and not {"Item 0", "Item 1"} & set(titles)
     assert b"Recommended for you" in response.content

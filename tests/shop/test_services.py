@@ -64,7 +64,7 @@ def test_image_check_rejects_bad_bytes_with_a_reason(data, message):
 
 def test_same_bytes_on_two_products_share_one_stored_file():
     data = make_image_bytes(pattern=5)
-    first, _ = product_image_add(product=ProductFactory(), image=image_check(data), schedule_embedding=False)
-    second, created = product_image_add(product=ProductFactory(), image=image_check(data), schedule_embedding=False)
+    first, _ = product_image_add(product=ProductFactory(), image=image_check(data), announce=False)
+    second, created = product_image_add(product=ProductFactory(), image=image_check(data), announce=False)
     assert created and second.pk != first.pk
     assert second.image.name == first.image.name

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from shop.models import ProductImage
 from tests.factories import ProductFactory, ProductImageFactory
-from visualsearch import services
+from visualsearch import index, services
 from visualsearch.models import ImageEmbedding
-from visualsearch.selectors import index_drift_find
+from visualsearch.health import index_drift_find
 
 pytestmark = pytest.mark.django_db
 MODEL = "efficientnet_lite0"
@@ -28,8 +28,8 @@ def _store(images, dim=1280, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((len(images), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    services.embeddings_store(images=images, vectors=vectors, model_name=MODEL, detect_duplicates=False)
-    services.embedding_index_ensure(model_name=MODEL, dim=dim)
+    services.embeddings_store(images=images, vectors=vectors, model_name=MODEL)
+    index.embedding_index_ensure(model_name=MODEL, dim=dim)
 
 
 def _run(*args) -> tuple[int, dict]:
@@ -160,7 +160,7 @@ def test_copies_without_a_canonical_row_are_reelected(catalogue):
 
 
 def test_missing_hnsw_index_is_rebuilt(catalogue):
-    name = services.hnsw_index_name(MODEL, 1280)
+    name = index.hnsw_index_name(MODEL, 1280)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX {name}")
 

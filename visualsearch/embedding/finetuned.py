@@ -1,6 +1,6 @@
 """Fine-tuned models: a frozen backbone plus a learned projection head, from ``var/models/<name>/``.
 
-``manage.py train_embedder`` (``visualsearch.training``) publishes a model as a folder::
+``manage.py train_embedder`` (``lab.training``) publishes a model as a folder::
 
     <models dir>/<name>/metadata.json   # format, backbone, dim, head shape, seed, split, metrics ...
     <models dir>/<name>/weights.pt      # state_dict: "head.*" (and "tail.*" if the last stage was trained)
@@ -67,14 +67,14 @@ class LiteTail(nn.Module):
 
 def split_backbone(name: str, extractor: nn.Module) -> tuple[nn.Module, nn.Module]:
     """(trunk, tail) of a built extractor, with ``tail(trunk(x)) == extractor(x)``."""
-    if name == "efficientnet_lite0":
+    if tail_trainable(name):
         net = extractor.net
         return LiteTrunk(net), LiteTail(net)
     return extractor, nn.Identity()
 
 
 def tail_trainable(name: str) -> bool:
-    return name == "efficientnet_lite0"
+    return name.startswith("efficientnet_lite")
 
 
 class ProjectionHead(nn.Module):

@@ -5,12 +5,12 @@ from shop.images import image_check
 from shop.services import product_image_add
 from tests.factories import CategoryFactory, MerchantFactory, ProductFactory
 from tests.visualsearch.duplicates.photos import TROUSERS, jpeg, photo, relisted_copy
-from visualsearch.services import images_embed
+from visualsearch.indexing import images_embed
 
 
 def add_product(*, data: bytes, title: str, category=None, merchant=None, **fields):
     product = ProductFactory(title=title, category=category or CategoryFactory(), merchant=merchant or MerchantFactory(), **fields)
-    image, _ = product_image_add(product=product, image=image_check(data), schedule_embedding=False)
+    image, _ = product_image_add(product=product, image=image_check(data), announce=False)
     return product, image
 
 

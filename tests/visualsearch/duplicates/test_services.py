@@ -11,7 +11,7 @@ from visualsearch.duplicates import selectors, services
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import nearest_product_ids, product_vectors
-from visualsearch.services import images_embed
+from visualsearch.indexing import images_embed
 from visualsearch.tasks import embed_images
 
 pytestmark = pytest.mark.django_db
@@ -65,10 +65,11 @@ def test_a_dismissed_pair_is_never_flagged_again(embedded, staff):
 def test_scan_finds_duplicates_in_a_catalogue_embedded_before_detection(catalogue, settings):
     products, images = catalogue
     from visualsearch.embedding import load_embedder
-    from visualsearch.services import embeddings_store, image_open
+    from visualsearch.reader import stored_image_open
+    from visualsearch.services import embeddings_store
 
-    vectors = load_embedder().embed([image_open(img) for img in images.values()])
-    embeddings_store(images=list(images.values()), vectors=vectors, model_name=settings.VISUALSEARCH_MODEL, detect_duplicates=False)
+    vectors = load_embedder().embed([stored_image_open(img.image.name) for img in images.values()])
+    embeddings_store(images=list(images.values()), vectors=vectors, model_name=settings.VISUALSEARCH_MODEL)
     assert not DuplicateFlag.objects.exists() and not ImageFingerprint.objects.exists()
     call_command("scan_duplicates", "--no-progress")
     assert DuplicateFlag.objects.filter(kind="exact").count() == 1

@@ -24,7 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_available_models() -> None:
-    assert available_models() == ["efficientnet_lite0", "resnet50", "vgg16", "googlenet"]
+    assert available_models() == [
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
+    ]
 
 
 def test_backbone_registry_matches_model_names() -> None:
@@ -33,6 +35,8 @@ def test_backbone_registry_matches_model_names() -> None:
     assert list(BACKBONES) == available_models()
     assert {name: spec.dim for name, spec in BACKBONES.items()} == {
         "efficientnet_lite0": 1280,
+        "efficientnet_lite1": 1280,
+        "efficientnet_lite2": 1280,
         "resnet50": 2048,
         "vgg16": 512,
         "googlenet": 1024,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from visualsearch.embedding import EmbedderConfigError, available_models, configure, current_settings, load_embedder
+from visualsearch.embedding.config import MODEL_NAMES
 from visualsearch.embedding.finetuned import CHECKPOINT_FORMAT, ProjectionHead
 
 from .helpers import clean_embedding_config, picture  # noqa: F401  (autouse fixture)
@@ -41,7 +42,7 @@ def test_discovered_model_loads_with_its_dimension(tmp_path: Path, monkeypatch: 
     (tmp_path / "not-a-model").mkdir()  # no metadata.json: ignored
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path))
     configure(device="cpu")
-    assert available_models() == ["efficientnet_lite0", "resnet50", "vgg16", "googlenet", NAME]
+    assert available_models() == [*MODEL_NAMES, NAME]
     embedder = load_embedder(NAME)
     assert (embedder.name, embedder.dim) == (NAME, 256)
     assert embedder.metadata["backbone"] == "efficientnet_lite0"

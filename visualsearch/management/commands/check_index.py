@@ -13,8 +13,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from visualsearch.embedding import EmbedderConfigError, available_models
-from visualsearch.selectors import IndexDrift, index_drift_find
-from visualsearch.services import active_model_name, index_drift_repair
+from visualsearch.health import IndexDrift, index_drift_find, index_drift_repair
+from visualsearch.selectors import active_model_name
 
 DESCRIPTIONS = {
     "missing": "images with no vector for the model that nothing will embed (for the active model: not dirty)",

@@ -3,7 +3,7 @@ from tqdm import tqdm
 
 from visualsearch.embedding import EmbedderConfigError, available_models
 from visualsearch.pipeline import catalog_embed, images_to_embed
-from visualsearch.services import active_model_name
+from visualsearch.selectors import active_model_name
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from tqdm import tqdm
 
 from visualsearch.duplicates.services import duplicates_scan, duplicates_scan_image_ids
 from visualsearch.embedding import available_models
-from visualsearch.services import active_model_name
+from visualsearch.selectors import active_model_name
 
 
 class Command(BaseCommand):

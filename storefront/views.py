@@ -1,0 +1,76 @@
+"""Storefront pages. Views parse the request, call selectors, and render; nothing else."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from recommender import history
+from recommender.selectors import product_similar, products_recommended
+from shop import selectors
+from storefront.forms import ProductFilterForm
+
+NEWEST_ON_HOME = 12  # two full rows at 6, 4, 3 or 2 columns
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "storefront/home.html",
+        {
+            "categories": selectors.category_list_with_counts(),
+            "newest": list(selectors.product_list()[:NEWEST_ON_HOME]),
+            "recommended": products_recommended(viewed_ids=history.viewed_products(request.session)),
+        },
+    )
+
+
+def product_list(request: HttpRequest) -> HttpResponse:
+    form = ProductFilterForm(data=request.GET)
+    form.is_valid()  # errors are shown beside the fields; the valid ones still filter
+    filters = form.filters()
+    products = selectors.product_list(filters=filters, sort=form.sort_key())
+    # get_page() copes with a missing, non-numeric or out-of-range ?page= by itself.
+    page = Paginator(products, settings.PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "storefront/product_list.html",
+        {
+            "form": form,
+            "page": page,
+            "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=1, on_ends=1),
+            "products": page.object_list,
+            "breadcrumb": selectors.category_path(slug=filters.category) if filters.category else [],
+            "is_filtered": not filters.is_empty,
+        },
+    )
+
+
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    product = selectors.product_get(slug=slug)
+    if product is None:
+        raise Http404("No such product.")
+    images = list(product.images.all())
+    # ?image=<n> picks the large image, so the thumbnails work as plain links without JS.
+    try:
+        selected = int(request.GET.get("image", 0))
+    except ValueError:
+        selected = 0
+    selected = selected if 0 <= selected < len(images) else 0
+    same_category = request.GET.get("same_category") == "1"
+    history.remember_view(request.session, product_id=product.id)
+    return render(
+        request,
+        "storefront/product_detail.html",
+        {
+            "product": product,
+            "images": images,
+            "main_image": images[selected] if images else None,
+            "selected_index": selected,
+            "breadcrumb": selectors.category_path(slug=product.category.slug),
+            "similar": product_similar(product=product, same_category=same_category),
+            "same_category": same_category,
+        },
+    )

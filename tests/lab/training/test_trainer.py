@@ -1,0 +1,126 @@
+"""Training on a tiny generated catalogue: batches, determinism, resume, publish and load back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from visualsearch.embedding import available_models, load_embedder
+from lab.split import HoldoutSplit
+from lab.training.trainer import TrainConfig, TrainingError, pk_batches, train, training_data
+
+from .fixtures import models_dir, tiny_data  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def test_pk_batches_cover_every_row_once_grouped_by_type() -> None:
+    types = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    rows = np.arange(10)
+    batches = pk_batches(rows, types, batch_types=2, per_type=2, rng=np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == rows.tolist()
+    assert all(len(b) <= 4 for b in batches)
+    again = pk_batches(rows, types, batch_types=2, per_type=2, rng=np.random.default_rng(0))
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+    # Within a batch, consecutive pairs share a type (one group = one articleType), leftovers aside.
+    same = [types[b[i]] == types[b[i + 1]] for b in batches for i in range(0, len(b) - 1, 2)]
+    assert sum(same) >= len(same) - 1
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("train_cache")
+
+
+def tiny_config(tiny, cache: Path, models: Path, **overrides) -> TrainConfig:
+    catalog, consumer = tiny
+    base = TrainConfig(
+        name="tiny-triplet-v1", dim=256, hidden=0, dropout=0.0, limit=None, views=1, epochs=4, batch_types=3, per_type=2,
+        consumer_batch=4, consumer_candidates=8, val_fraction=0.2, seed=3,
+        split=HoldoutSplit(product_fraction=0.25, consumer_fraction=0.5), catalog_dir=catalog, consumer_dir=consumer,
+        models_dir=models, cache_dir=cache, device="cpu",
+    )
+    return replace(base, **overrides)
+
+
+def weights(models: Path, name: str) -> dict[str, torch.Tensor]:
+    return torch.load(models / name / "weights.pt", weights_only=True)
+
+
+def test_training_data_never_uses_the_holdout(tiny_data, feature_cache, models_dir) -> None:
+    config = tiny_config(tiny_data, feature_cache, models_dir)
+    td = training_data(config)
+    assert td.holdout_ids and not td.holdout_ids & set(td.product_ids)
+    assert len(td.product_ids) + len(td.holdout_ids) == 18
+    assert len(td.query_views) == len(td.product_ids) * config.views + int(td.query_is_real.sum())
+    # Consumer photos of held-out contributors are not trained on.
+    assert 0 < len(td.consumer_views) < 8 and td.holdout_consumer == 8 - len(td.consumer_views)
+
+
+def test_train_publishes_a_model_that_load_embedder_reads(tiny_data, feature_cache, models_dir) -> None:
+    config = tiny_config(tiny_data, feature_cache, models_dir)
+    metadata = train(config, log=lambda _: None, progress=False)
+    folder = models_dir / config.name
+    assert {p.name for p in folder.iterdir()} == {"metadata.json", "weights.pt", "loss_curve.png"}
+    saved = json.loads((folder / "metadata.json").read_text())
+    assert saved["dim"] == 256 and saved["backbone"] == "efficientnet_lite0" and saved["seed"] == 3
+    assert saved["epochs"] == 4 and len(saved["history"]) == 4 and saved["data"]["data_hash"]
+    assert saved["holdout"]["product_fraction"] == 0.25 and saved["holdout"]["products"] == len(training_data(config).holdout_ids)
+    assert all(np.isfinite(h["loss"]) for h in saved["history"])
+    assert metadata["name"] == config.name
+
+    assert config.name in available_models()
+    embedder = load_embedder(config.name)
+    assert (embedder.name, embedder.dim, embedder.device) == (config.name, 256, "cpu")
+    images = [__import__("PIL.Image", fromlist=["Image"]).open(p) for p in sorted((tiny_data[0] / "images").glob("*.jpg"))[:3]]
+    vectors = embedder.embed(images)
+    assert vectors.shape == (3, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Frozen backbone: the fine-tuned vectors follow from the ImageNet vectors through the head.
+    base = load_embedder("efficientnet_lite0").embed(images)
+    np.testing.assert_allclose(embedder.project_base_vectors(base), vectors, atol=1e-4)
+
+    with pytest.raises(TrainingError, match="already exists"):
+        train(config, log=lambda _: None, progress=False)
+
+
+def test_training_is_seeded_and_resumable(tiny_data, feature_cache, models_dir) -> None:
+    config = tiny_config(tiny_data, feature_cache, models_dir, name="tiny-a", hidden=32, dropout=0.1)
+    train(config, log=lambda _: None, progress=False)
+    train(replace(config, name="tiny-b"), log=lambda _: None, progress=False)
+    a, b = weights(models_dir, "tiny-a"), weights(models_dir, "tiny-b")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # Interrupted after epoch 2, then resumed: the same weights as the uninterrupted run.
+    interrupted = replace(config, name="tiny-c")
+    partial = train(interrupted, log=lambda _: None, progress=False, stop_after_epoch=2)
+    assert partial["stopped_after_epoch"] == 2
+    assert (models_dir / "tiny-c" / "train_state.pt").exists() and not (models_dir / "tiny-c" / "metadata.json").exists()
+    with pytest.raises(TrainingError, match="unfinished run"):
+        train(interrupted, log=lambda _: None, progress=False)
+    with pytest.raises(TrainingError, match="other settings"):
+        train(replace(interrupted, resume=True, margin=0.3), log=lambda _: None, progress=False)
+    resumed = train(replace(interrupted, resume=True), log=lambda _: None, progress=False)
+    c = weights(models_dir, "tiny-c")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx(
+        [h["loss"] for h in json.loads((models_dir / "tiny-a" / "metadata.json").read_text())["history"]])
+    assert not (models_dir / "tiny-c" / "train_state.pt").exists()
+
+
+def test_training_the_last_stage_changes_it_and_loads_back(tiny_data, feature_cache, models_dir) -> None:
+    config = tiny_config(tiny_data, feature_cache, models_dir, name="tiny-tail", train_last_stage=True, epochs=2, lr=1e-2)
+    train(config, log=lambda _: None, progress=False)
+    saved = weights(models_dir, "tiny-tail")
+    assert any(k.startswith("tail.conv_head") for k in saved)
+    embedder = load_embedder("tiny-tail")
+    trained = embedder._model.tail.conv_head.weight
+    imagenet = load_embedder("efficientnet_lite0")._model.net._conv_head.weight
+    assert not torch.allclose(trained, imagenet)
+    assert embedder.project_base_vectors(np.zeros((1, 1280), np.float32)) is None

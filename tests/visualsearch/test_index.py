@@ -1,0 +1,106 @@
+"""The pgvector contract: every search query of the project can use the model's HNSW index.
+
+PostgreSQL uses the partial index over ``vector::halfvec(dim)`` only when a query orders by
+exactly that expression and implies the index's predicate; if the two drift apart, searches
+silently become sequential scans. So each search path is run for real, its SQL captured, and
+``EXPLAIN`` asked for its plan with sequential scans priced out (a 30-row table is otherwise
+cheaper to scan): an index that *can* be used then is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from shop.filters import ProductFilters
+from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
+from visualsearch import index
+from visualsearch.duplicates.services import duplicates_detect
+from visualsearch.models import ImageEmbedding
+from visualsearch.selectors import nearest_product_ids
+from visualsearch.services import embeddings_store
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODEL = "efficientnet_lite0"
+DIM = 1280
+
+
+@pytest.fixture
+def indexed(settings):
+    settings.VISUALSEARCH_MODEL = MODEL
+    rng = np.random.default_rng(0)
+    shoes, tops = CategoryFactory(name="Shoes", slug="shoes"), CategoryFactory(name="Tops", slug="tops")
+    images = [ProductImageFactory(product=ProductFactory(category=shoes if i % 3 == 0 else tops)) for i in range(30)]
+    vectors = rng.standard_normal((len(images), DIM)).astype(np.float32)
+    embeddings_store(images=images, vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True), model_name=MODEL)
+    index.embedding_index_ensure(model_name=MODEL, dim=DIM)
+    return images, vectors, shoes
+
+
+def _search_statements(queries: list[dict]) -> list[str]:
+    """The statements that order by a vector distance (the search settings prefix removed)."""
+    out = []
+    for query in queries:
+        sql = query["sql"]
+        if "<=>" not in sql:
+            continue
+        if "set_config('hnsw.iterative_scan'" in sql:
+            sql = sql.split(";", 1)[1]
+        out.append(sql.strip())
+    return out
+
+
+def _plan(sql: str) -> str:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(f"EXPLAIN {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _assert_every_search_uses_the_index(queries: list[dict]) -> int:
+    statements = _search_statements(queries)
+    assert statements, "no vector search was captured"
+    name = index.hnsw_index_name(MODEL, DIM)
+    for sql in statements:
+        plan = _plan(sql)
+        assert f"Index Scan using {name}" in plan, f"not an index scan:\n{sql}\n{plan}"
+    return len(statements)
+
+
+@pytest.mark.parametrize(
+    "filters,exclude",
+    [
+        (None, ()),
+        (ProductFilters(category="shoes"), ()),
+        (ProductFilters(gender="women", max_price=2000), (1, 2, 3)),
+    ],
+    ids=["plain", "category", "filters-and-exclusions"],
+)
+def test_photo_search_and_similar_items_use_the_index(indexed, filters, exclude):
+    _, vectors, _ = indexed
+    with CaptureQueriesContext(connection) as captured:
+        nearest_product_ids(vector=vectors[0], k=5, filters=filters, exclude_product_ids=exclude)
+    assert _assert_every_search_uses_the_index(captured.captured_queries) == 1
+
+
+def test_duplicate_detection_neighbours_use_the_index(indexed):
+    images, _, _ = indexed
+    with CaptureQueriesContext(connection) as captured:
+        duplicates_detect(image_ids=[img.id for img in images[:4]], model_name=MODEL)
+    # The HNSW neighbour query (the hash-band query orders by Hamming distance, not by vector).
+    assert _assert_every_search_uses_the_index(
+        [q for q in captured.captured_queries if "LATERAL" in q["sql"] and "bands" not in q["sql"]]
+    ) == 1
+
+
+def test_the_index_ddl_and_the_query_share_one_expression():
+    created = index.hnsw_index(MODEL, DIM)
+    assert created.name == index.hnsw_index_name(MODEL, DIM)
+    with connection.schema_editor() as editor:
+        ddl = str(created.create_sql(model=ImageEmbedding, schema_editor=editor))
+    assert '("vector")::halfvec(1280)) halfvec_cosine_ops' in ddl
+    assert index.vector_cast_sql(DIM, "e.vector") == "((e.vector))::halfvec(1280)"
