@@ -120,8 +120,53 @@ def consumer_view(image: Image.Image, seed: int, item_id: str) -> Image.Image:
     photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(p.blur))
     arr = np.asarray(photo, dtype=np.float32) + rng.normal(0, p.noise, (photo.height, photo.width, 3)).astype(np.float32)
     photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    return _jpeg(photo, p.quality)
+
+
+# Edits of a photo that keep it the same garment (for the instance term of training and the
+# "tell two consumer photos apart" evaluation): the outside check's own edits are unknown,
+# so the ranges are wide.
+VARIANT_AREA = (0.55, 1.0)  # share of the photo kept by the random crop
+VARIANT_ASPECT = (0.8, 1.25)
+VARIANT_ROTATION = 10.0
+VARIANT_JITTER = 0.25  # brightness, contrast and saturation: 1 +- this
+VARIANT_QUALITY = (40, 90)
+VARIANT_LONG_SIDE = (200, 520)
+# The catalogue's smallest copies are 60x80 (Kaggle's "small" distribution); a thumbnail
+# view is the photo at that size, aspect restored (the catalogue photos are squashed 1:1).
+THUMBNAIL_SIZE = (60, 80)
+
+
+def photo_variant(image: Image.Image, seed: int, item_id: str) -> Image.Image:
+    """The same photo, edited: random crop, maybe mirrored, rotated, recoloured, rescaled, re-encoded."""
+    rng = np.random.default_rng([seed, zlib.crc32(item_id.encode()), SYNTHETIC_VERSION, 1])
+    photo = image.convert("RGB")
+    w, h = photo.size
+    area = rng.uniform(*VARIANT_AREA) * w * h
+    aspect = rng.uniform(*VARIANT_ASPECT)
+    cw, ch = min(w, int(round((area * aspect) ** 0.5))), min(h, int(round((area / aspect) ** 0.5)))
+    left, top = int(rng.uniform(0, w - cw + 1)), int(rng.uniform(0, h - ch + 1))
+    photo = photo.crop((left, top, left + max(cw, 8), top + max(ch, 8)))
+    if rng.random() < 0.5:
+        photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    angle = rng.uniform(-VARIANT_ROTATION, VARIANT_ROTATION)
+    photo = photo.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=tuple(int(v) for v in np.asarray(photo).reshape(-1, 3).mean(0)))
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        photo = enhancer(photo).enhance(rng.uniform(1 - VARIANT_JITTER, 1 + VARIANT_JITTER))
+    long_side = int(rng.integers(VARIANT_LONG_SIDE[0], VARIANT_LONG_SIDE[1] + 1))
+    scale = long_side / max(photo.size)
+    photo = photo.resize((max(8, int(photo.width * scale)), max(8, int(photo.height * scale))), Image.Resampling.BICUBIC)
+    return _jpeg(photo, int(rng.integers(VARIANT_QUALITY[0], VARIANT_QUALITY[1] + 1)))
+
+
+def thumbnail_view(image: Image.Image) -> Image.Image:
+    """The catalogue photo as a 60x80 JPEG thumbnail, like the catalogue's smallest copies."""
+    return _jpeg(image.convert("RGB").resize(THUMBNAIL_SIZE, Image.Resampling.BICUBIC), 75)
+
+
+def _jpeg(photo: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
-    photo.save(buffer, format="JPEG", quality=p.quality)
+    photo.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
     out = Image.open(buffer)
     out.load()

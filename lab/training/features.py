@@ -47,11 +47,16 @@ class View:
     path: Path
     item_id: str
     synthetic_seed: int | None = None
+    edit: str = "consumer"  # with a seed: "consumer" (a phone photo of a catalogue item) or "variant"
 
     def load(self) -> Image.Image:
         image = Image.open(self.path)
+        if self.edit == "thumbnail":
+            return synthetic.thumbnail_view(image)
         if self.synthetic_seed is None:
             return image
+        if self.edit == "variant":
+            return synthetic.photo_variant(image, self.synthetic_seed, self.item_id)
         return synthetic.consumer_view(image.convert("RGB"), self.synthetic_seed, self.item_id)
 
 
@@ -62,6 +67,16 @@ def file_view(path: Path, item_id: str, kind: str) -> View:
 def synthetic_view(path: Path, item_id: str, seed: int) -> View:
     prefix = f"synthetic-v{synthetic.SYNTHETIC_VERSION}-s{seed}"
     return View(key=f"{prefix}|{file_key(path)}", path=Path(path), item_id=item_id, synthetic_seed=seed)
+
+
+def variant_view(path: Path, item_id: str, seed: int) -> View:
+    """An edited copy of a photo (``synthetic.photo_variant``)."""
+    return View(key=f"variant-v{synthetic.SYNTHETIC_VERSION}-s{seed}|{file_key(path)}", path=Path(path), item_id=item_id,
+                synthetic_seed=seed, edit="variant")
+
+
+def thumbnail_view(path: Path, item_id: str) -> View:
+    return View(key=f"thumbnail|{file_key(path)}", path=Path(path), item_id=item_id, edit="thumbnail")
 
 
 def train_view_seed(seed: int, k: int) -> int:

@@ -66,6 +66,20 @@ def triplet_loss(
     return loss, stats
 
 
+def instance_loss(views: torch.Tensor, originals: torch.Tensor, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """InfoNCE: each edited view must pick its own photo among the batch's photos.
+
+    ``views[i]`` is an edit of ``originals[i]``; every other original is a negative. This
+    keeps two photos of different garments of one type apart (the category term alone pulls
+    all T-shirt photos together), the property ImageNet features have and a shipped model
+    must keep.
+    """
+    logits = views @ originals.T / temperature
+    target = torch.arange(len(views), device=views.device)
+    loss = torch.nn.functional.cross_entropy(logits, target)
+    return loss, {"instance_top1": float((logits.argmax(dim=1) == target).float().mean())}
+
+
 def category_loss(
     anchors: torch.Tensor, gallery: torch.Tensor, accepted: torch.Tensor, margin: float, top_k: int = 10
 ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -38,7 +38,7 @@ from lab.split import (
     unit_hash,
 )
 from lab.training import features as feats
-from lab.training.losses import category_loss, triplet_loss
+from lab.training.losses import category_loss, instance_loss, triplet_loss
 from visualsearch.embedding import current_settings, finetuned
 from visualsearch.embedding.embedder import resolve_device
 
@@ -70,6 +70,11 @@ class TrainConfig:
     consumer_batch: int = 64
     consumer_candidates: int = 512
     consumer_margin: float = 0.1
+    thumbnails: bool = True  # one 60x80 thumbnail view per product among the queries
+    instance_weight: float = 1.0  # InfoNCE between consumer photos and their edits (0: off)
+    instance_views: int = 2  # edited copies per consumer photo
+    instance_batch: int = 64
+    instance_temperature: float = 0.1
     lr: float = 1e-3
     weight_decay: float = 1e-4
     train_last_stage: bool = False
@@ -100,7 +105,7 @@ class TrainConfig:
         """Everything that decides the weights (a resumed run must match it)."""
         keep = ("backbone", "dim", "hidden", "dropout", "limit", "views", "epochs", "batch_types", "per_type", "margin",
                 "mining", "same_type", "consumer_weight", "consumer_batch", "consumer_candidates", "consumer_margin",
-                "lr", "weight_decay", "train_last_stage", "val_fraction", "seed")
+                "thumbnails", "instance_weight", "instance_views", "instance_batch", "instance_temperature", "lr", "weight_decay", "train_last_stage", "val_fraction", "seed")
         out = {k: getattr(self, k) for k in keep}
         out["split"] = self.split.to_dict()
         return out
@@ -116,17 +121,20 @@ class TrainData:
     query_views: list[feats.View]  # synthetic views and real second images
     query_owner: np.ndarray  # (Q,) product row of each query view
     query_is_real: np.ndarray  # (Q,) bool: a real second image (duplicates.csv)
+    query_kind: np.ndarray  # (Q,) "synthetic", "copy" or "thumbnail"
     val_products: np.ndarray  # (P,) bool: held back for the per-epoch validation
     consumer_views: list[feats.View]
     consumer_labels: list[str]
     consumer_val: np.ndarray  # (C,) bool: photos of contributors held back for the per-epoch validation
     accepted: dict[str, set[str]]  # consumer label -> accepted articleTypes
+    instance_views: list[feats.View]  # edited copies of the consumer photos
+    instance_owner: np.ndarray  # (I,) row of consumer_views each edit is a copy of
     holdout_ids: set[str]
     holdout_consumer: int
     notes: dict = field(default_factory=dict)
 
     def all_views(self) -> list[feats.View]:
-        return [*self.clean_views, *self.query_views, *self.consumer_views]
+        return [*self.clean_views, *self.query_views, *self.consumer_views, *self.instance_views]
 
 
 def _seeded_order(ids: list[str], seed: int, stream: str) -> list[str]:
@@ -160,18 +168,18 @@ def training_data(config: TrainConfig) -> TrainData:
     type_index = {t: n for n, t in enumerate(type_names)}
     group_of = duplicate_groups(chosen, candidate_pairs(config.catalog_dir))
     group_names = {g: n for n, g in enumerate(sorted(set(group_of.values())))}
-    clean, queries, owner, real = [], [], [], []
+    clean, queries, owner, kinds = [], [], [], []
     for row, pid in enumerate(chosen):
         item = by_id[pid]
         clean.append(feats.file_view(item.path, pid, "clean"))
-        for k in range(config.views):
-            queries.append(feats.synthetic_view(item.path, pid, feats.train_view_seed(config.seed, k)))
+        views = [(feats.synthetic_view(item.path, pid, feats.train_view_seed(config.seed, k)), "synthetic") for k in range(config.views)]
+        views += [(feats.file_view(pair.path, pid, "copy"), "copy") for pair in copies.get(pid, [])]
+        if config.thumbnails:
+            views.append((feats.thumbnail_view(item.path, pid), "thumbnail"))
+        for view, kind in views:
+            queries.append(view)
             owner.append(row)
-            real.append(False)
-        for pair in copies.get(pid, []):
-            queries.append(feats.file_view(pair.path, pid, "copy"))
-            owner.append(row)
-            real.append(True)
+            kinds.append(kind)
     val = np.array([unit_hash(f"{config.seed}:val", pid) < config.val_fraction for pid in chosen], dtype=bool)
 
     consumer_views, consumer_labels, consumer_val, held_consumer = [], [], [], 0
@@ -184,6 +192,12 @@ def training_data(config: TrainConfig) -> TrainData:
                 consumer_views.append(feats.file_view(photo.path, photo.id, "consumer"))
                 consumer_labels.append(photo.label)
                 consumer_val.append(unit_hash(f"{config.seed}:val-consumer", f"sender:{photo.sender_id or photo.id}") < config.val_fraction)
+    instance_views, instance_owner = [], []
+    if config.instance_weight > 0:
+        for row, view in enumerate(consumer_views):
+            for k in range(config.instance_views):
+                instance_views.append(feats.variant_view(view.path, view.item_id, feats.train_view_seed(config.seed, k)))
+                instance_owner.append(row)
     return TrainData(
         product_ids=chosen,
         product_types=np.array([type_index[by_id[i].article_type] for i in chosen], dtype=np.int64),
@@ -192,12 +206,15 @@ def training_data(config: TrainConfig) -> TrainData:
         clean_views=clean,
         query_views=queries,
         query_owner=np.array(owner, dtype=np.int64),
-        query_is_real=np.array(real, dtype=bool),
+        query_is_real=np.array([kind == "copy" for kind in kinds], dtype=bool),
+        query_kind=np.array(kinds),
         val_products=val,
         consumer_views=consumer_views,
         consumer_labels=consumer_labels,
         consumer_val=np.array(consumer_val, dtype=bool),
         accepted={label: set(types) for label, types in mapping.article_types.items()},
+        instance_views=instance_views,
+        instance_owner=np.array(instance_owner, dtype=np.int64),
         holdout_ids=holdout,
         holdout_consumer=held_consumer,
         notes={"train_products_available": len(train_ids), "with_real_second_image": len(with_copies)},
@@ -297,6 +314,7 @@ def train(
             "clean": store.get_many_half([v.key for v in td.clean_views]),
             "query": store.get_many_half([v.key for v in td.query_views]),
             "consumer": store.get_many_half([v.key for v in td.consumer_views]),
+            "instance": store.get_many_half([v.key for v in td.instance_views]),
         }
     finally:
         store.close()
@@ -348,6 +366,9 @@ def train(
     type_names = np.array(td.type_names)
     consumer_train = np.flatnonzero(~td.consumer_val)
     consumer_val = np.flatnonzero(td.consumer_val)
+    instance_train = np.flatnonzero(~td.consumer_val[td.instance_owner]) if len(td.instance_views) else np.zeros(0, np.int64)
+    instance_photos = np.unique(td.instance_owner[instance_train])
+    edits_of = {int(p): instance_train[td.instance_owner[instance_train] == p] for p in instance_photos}
     accepted_by_label = {
         label: torch.as_tensor(np.isin(type_names[td.product_types], sorted(types))) for label, types in td.accepted.items()
     }
@@ -391,6 +412,13 @@ def train(
                                                    accepted.to(device), config.consumer_margin)
                 total = total + config.consumer_weight * c_loss
                 stats = {**stats, "consumer_loss": c_loss.item(), "consumer_active": c_stats["active"]}
+            if config.instance_weight > 0 and len(instance_train):
+                photos = rng.choice(instance_photos, size=min(config.instance_batch, len(instance_photos)), replace=False)
+                edits = np.array([rng.choice(edits_of[p]) for p in photos])
+                i_loss, i_stats = instance_loss_fn(embed(inputs["instance"][edits]), embed(inputs["consumer"][photos]),
+                                                   config.instance_temperature)
+                total = total + config.instance_weight * i_loss
+                stats = {**stats, "instance_loss": i_loss.item(), **i_stats}
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
@@ -404,7 +432,7 @@ def train(
             if tail is not None:
                 tail.eval()
             with torch.inference_mode():
-                vq = np.flatnonzero(np.isin(td.query_owner, val_rows) & ~td.query_is_real)
+                vq = np.flatnonzero(np.isin(td.query_owner, val_rows) & (td.query_kind == "synthetic"))
                 gal = embed(inputs["clean"][val_rows]).cpu().numpy()
                 qv = embed(inputs["query"][vq]).cpu().numpy() if len(vq) else np.zeros((0, config.dim), np.float32)
             owner_pos = np.searchsorted(val_rows, td.query_owner[vq])
@@ -417,6 +445,12 @@ def train(
             top = np.argsort(-(cv @ gal.T), axis=1)[:, :10]
             hits = [accepted_by_label[td.consumer_labels[i]].numpy()[row].mean() for i, row in zip(consumer_val, top, strict=True)]
             record["val_consumer_p10"] = float(np.mean(hits))
+            val_edits = np.flatnonzero(np.isin(td.instance_owner, consumer_val))
+            if len(val_edits):
+                # Edited copies of held-back photos against all held-back photos: told apart?
+                with torch.inference_mode():
+                    ev = embed(inputs["instance"][val_edits]).cpu().numpy()
+                record["val_instance_r1"] = recall_at_1(ev, cv, np.searchsorted(consumer_val, td.instance_owner[val_edits]))
         history.append(record)
         bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", val_r1=f"{record.get('val_views_r1', float('nan')):.3f}")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -463,6 +497,8 @@ def train(
             "train_products_digest": ids_digest(td.product_ids),
             "query_views": len(td.query_views),
             "real_second_images": int(td.query_is_real.sum()),
+            "thumbnail_views": int((td.query_kind == "thumbnail").sum()),
+            "consumer_photo_edits": len(td.instance_views),
             "synthetic_views_per_product": config.views,
             "synthetic_recipe_version": feats.synthetic.SYNTHETIC_VERSION,
             "consumer_photos": len(td.consumer_views) - int(td.consumer_val.sum()),
@@ -499,6 +535,10 @@ def triplet_loss_fn(*args, **kwargs):
 
 def category_loss_fn(*args, **kwargs):
     return category_loss(*args, **kwargs)
+
+
+def instance_loss_fn(*args, **kwargs):
+    return instance_loss(*args, **kwargs)
 
 
 def loss_curve_png(history: list[dict], path: Path, title: str) -> None:

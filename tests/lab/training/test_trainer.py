@@ -57,9 +57,13 @@ def test_training_data_never_uses_the_holdout(tiny_data, feature_cache, models_d
     td = training_data(config)
     assert td.holdout_ids and not td.holdout_ids & set(td.product_ids)
     assert len(td.product_ids) + len(td.holdout_ids) == 18
-    assert len(td.query_views) == len(td.product_ids) * config.views + int(td.query_is_real.sum())
-    # Consumer photos of held-out contributors are not trained on.
+    # Per product: its synthetic views, its real second images and one thumbnail.
+    assert len(td.query_views) == len(td.product_ids) * (config.views + 1) + int(td.query_is_real.sum())
+    assert (td.query_kind == "thumbnail").sum() == len(td.product_ids)
+    # Consumer photos of held-out contributors are not trained on, nor are edits of them.
     assert 0 < len(td.consumer_views) < 8 and td.holdout_consumer == 8 - len(td.consumer_views)
+    assert len(td.instance_views) == config.instance_views * len(td.consumer_views)
+    assert {v.path for v in td.instance_views} == {v.path for v in td.consumer_views}
 
 
 def test_train_publishes_a_model_that_load_embedder_reads(tiny_data, feature_cache, models_dir) -> None:
