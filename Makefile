@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 .PHONY: demo test venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db train load check-index
 
 # Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 not found, using python3"; }
 	@test -x $(PY) || $$(command -v $(PYTHON) || command -v python3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)
