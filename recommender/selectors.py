@@ -9,7 +9,7 @@ import numpy as np
 from shop.filters import ProductFilters
 from shop.models import Product
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
-from visualsearch.selectors import ProductMatch, product_search_by_vector, product_vectors
+from visualsearch.selectors import ProductMatch, active_model_name, product_search_by_vector, product_vectors
 
 SIMILAR_DEFAULT_K = 12
 RECOMMENDED_DEFAULT_K = 12
@@ -22,12 +22,13 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
 
     Empty when the product has no embedding yet (just uploaded, worker not done).
     """
-    vector = product_vectors(product_ids=[product.id]).get(product.id)
+    model_name = active_model_name()  # once: the product's vector and the search use the same model
+    vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
     if vector is None:
         return []
     filters = ProductFilters(category=product.category.slug) if same_category else None
     exclude = {product.id} | confirmed_duplicate_ids(product_id=product.id)
-    return product_search_by_vector(vector=vector, k=k, filters=filters, exclude_product_ids=exclude)
+    return product_search_by_vector(vector=vector, k=k, filters=filters, exclude_product_ids=exclude, model_name=model_name)
 
 
 def products_recommended(*, viewed_ids: Sequence[int], k: int = RECOMMENDED_DEFAULT_K) -> list[ProductMatch]:
@@ -37,7 +38,8 @@ def products_recommended(*, viewed_ids: Sequence[int], k: int = RECOMMENDED_DEFA
     more, so the strip follows the visitor's current interest rather than their first click.
     """
     recent = list(dict.fromkeys(viewed_ids))[-RECENT_VIEWS_USED:]
-    vectors = product_vectors(product_ids=recent)
+    model_name = active_model_name()
+    vectors = product_vectors(product_ids=recent, model_name=model_name)
     present = [pid for pid in recent if pid in vectors]
     if not present:
         return []
@@ -46,4 +48,4 @@ def products_recommended(*, viewed_ids: Sequence[int], k: int = RECOMMENDED_DEFA
     norm = float(np.linalg.norm(query))
     if norm == 0.0:
         return []
-    return product_search_by_vector(vector=query / norm, k=k, exclude_product_ids=set(viewed_ids))
+    return product_search_by_vector(vector=query / norm, k=k, exclude_product_ids=set(viewed_ids), model_name=model_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,4 +48,18 @@ print(loaded)
 sys.exit(1 if loaded else 0)
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_web_processes_start_without_torch():
+    """torch is imported when a process first embeds, not when it starts (about a second and
+    300 MB each for web processes and beat, which may never embed)."""
+    script = """
+import sys, django
+django.setup()
+import config.urls, visualsearch.tasks, workers.celery
+sys.exit(1 if "torch" in sys.modules else 0)
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -25,7 +25,7 @@ from visualsearch.duplicates.detection import Fingerprint
 from visualsearch.duplicates.services import duplicates_detect, fingerprints_store
 from visualsearch.embedding import load_embedder
 from visualsearch.reader import StoredImage, images_read
-from visualsearch.selectors import active_model_name
+from visualsearch.selectors import active_model_name, models_kept_fresh
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def batch_store(
     *,
     images: Sequence[StoredImage],
     vectors: np.ndarray,
-    fingerprints: Sequence[Fingerprint],
+    fingerprints: Sequence[Fingerprint] | None,
     model_name: str,
     detect_duplicates: bool = True,
 ) -> None:
@@ -50,7 +50,8 @@ def batch_store(
         return
     with transaction.atomic():
         services.embeddings_store(images=images, vectors=vectors, model_name=model_name)
-        fingerprints_store(fingerprints={img.id: fp for img, fp in zip(images, fingerprints, strict=True)})
+        if fingerprints is not None:
+            fingerprints_store(fingerprints={img.id: fp for img, fp in zip(images, fingerprints, strict=True)})
     if detect_duplicates and model_name == active_model_name():
         duplicates_detect(image_ids=[img.id for img in images], model_name=model_name)
 
@@ -62,26 +63,33 @@ def stored_images(image_ids: Iterable[int]) -> list[StoredImage]:
 
 
 def images_embed(*, image_ids: Iterable[int], model_name: str | None = None, detect_duplicates: bool = True) -> EmbedResult:
-    """Embed the given product images with ``model_name`` (default: active), store them and
-    check them for duplicates.
+    """Embed the given product images, store them and check them for duplicates.
+
+    With ``model_name`` only that model; by default every model kept fresh (the active one,
+    then a candidate being indexed beside it and the standby kept for a rollback), each
+    image decoded once for all of them. Duplicates are looked for with the active model.
 
     Unknown ids are ignored; images that cannot be decoded are reported in ``failed``
     (and logged) and lose their dirty flag: the stored file passed the upload checks, so it
     is missing or damaged, and retrying it every sweep would starve the other dirty images.
     """
-    embedder = load_embedder(model_name or active_model_name())
+    names = [model_name] if model_name else models_kept_fresh()
+    active = active_model_name()
     batch = images_read(stored_images(image_ids))
     for image_id, reason in batch.failed:
         logger.warning("Cannot embed product image %s: %s", image_id, reason)
     if batch.failed:
         ProductImage.objects.filter(id__in=[i for i, _ in batch.failed]).update(embedding_dirty=False)
-    if batch.images:
+    for n, name in enumerate(names):
+        if not batch.images:
+            break
+        embedder = load_embedder(name)
         batch_store(
             images=batch.images,
             vectors=embedder.embed(batch.inputs),
-            fingerprints=batch.fingerprints,
+            fingerprints=batch.fingerprints if n == 0 else None,
             model_name=embedder.name,
-            detect_duplicates=detect_duplicates,
+            detect_duplicates=detect_duplicates and embedder.name == active,
         )
         index.embedding_index_ensure(model_name=embedder.name, dim=embedder.dim)
     return EmbedResult(embedded=len(batch.images), failed=batch.failed)

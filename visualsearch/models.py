@@ -13,6 +13,7 @@ search is measured in ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from pgvector.django import HalfVectorField
 
@@ -54,4 +55,61 @@ class ImageEmbedding(models.Model):
         return f"{self.model_name} embedding of image {self.image_id}"
 
 
-__all__ = ["DuplicateFlag", "DuplicateFlagAction", "ImageEmbedding", "ImageFingerprint"]
+__all__ = [
+    "DuplicateFlag", "DuplicateFlagAction", "EmbeddingModel", "ImageEmbedding", "ImageFingerprint", "ModelActivation",
+]
+
+
+class EmbeddingModel(models.Model):
+    """An embedding model known to this catalogue, and where it stands.
+
+    Exactly one model is ``active``: searches and duplicate detection read its vectors. A
+    ``candidate`` is being indexed (or is indexed) beside it and can be promoted once its
+    index is complete; the model it replaces becomes the ``standby``, still kept fresh, so a
+    rollback is instant. New uploads are embedded with every model that is not ``retired``.
+    Without any row, the active model is the setting ``VISUALSEARCH_MODEL``.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANDIDATE = "candidate", "Candidate"
+        STANDBY = "standby", "Standby (previous active, kept fresh)"
+        RETIRED = "retired", "Retired"
+
+    name = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CANDIDATE)
+    index_requested_at = models.DateTimeField(null=True, blank=True)
+    index_completed_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["state"], condition=models.Q(state="active"), name="embeddingmodel_one_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class ModelActivation(models.Model):
+    """Who made which model active, when, and which one it replaced (what a rollback restores)."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote", "Promoted"
+        ROLLBACK = "rollback", "Rolled back"
+
+    model = models.ForeignKey(EmbeddingModel, related_name="activations", on_delete=models.CASCADE)
+    previous = models.ForeignKey(EmbeddingModel, null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    previous_name = models.CharField(max_length=64, blank=True)  # the setting's model has no row before its first promotion
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+", on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.model.name} at {self.at:%Y-%m-%d %H:%M}"

@@ -14,18 +14,23 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import torch
 from django.db import connection, connections
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from shop.models import ProductImage
-from visualsearch.embedding import Embedder, load_embedder
+from visualsearch.embedding import load_embedder
 from visualsearch.index import embedding_index_ensure
 from visualsearch.indexing import batch_store
-from visualsearch.models import ImageEmbedding
+from visualsearch.models import EmbeddingModel, ImageEmbedding
 from visualsearch.reader import StoredImage, images_read
-from visualsearch.selectors import active_model_name
+from visualsearch.selectors import active_model_name, model_missing_image_ids
+from visualsearch.services import model_readiness
+
+if TYPE_CHECKING:
+    from visualsearch.embedding import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ class CatalogEmbedReport:
 @dataclass
 class _Batch:
     rows: list[StoredImage]
-    tensor: torch.Tensor | None
+    tensor: Any  # torch.Tensor (N, 3, S, S), or None
     failed: list[tuple[int, str]]
     fingerprints: list = field(default_factory=list)  # perceptual hashes, one per row
 
@@ -72,6 +77,10 @@ def images_to_embed(*, model_name: str, only_missing: bool, limit: int | None = 
 
 
 def _load_batch(embedder: Embedder, rows: Sequence[StoredImage]) -> _Batch:
+    # Here, not at the top: web processes import this module through the tasks and must
+    # not pay torch's import (about a second and 300 MB) before they first embed a photo.
+    import torch
+
     read = images_read(rows, prepare=embedder.preprocess)
     return _Batch(
         rows=read.images,
@@ -160,3 +169,38 @@ def catalog_embed(
     for image_id, reason in report.failed:
         logger.warning("Could not embed product image %s: %s", image_id, reason)
     return report
+
+
+# Indexing a candidate model beside the active one ---------------------------------------
+
+# Images per run of the background task: a run stays well inside the broker's visibility
+# timeout (900 s; at ~30-120 images/s on 2 CPU cores this is 20-70 s) and the task
+# re-enqueues itself until nothing is missing.
+MODEL_INDEX_CHUNK = 2048
+
+
+@dataclass
+class ModelIndexReport:
+    model_name: str
+    embedded: int
+    failed: list[tuple[int, str]]
+    remaining: int  # images the active model has a vector for and this one still lacks
+    complete: bool
+
+
+def model_index_build(*, name: str, limit: int | None = MODEL_INDEX_CHUNK, on_progress=None) -> ModelIndexReport:
+    """Embed up to ``limit`` images that ``name`` lacks (the bulk path, no duplicate check:
+    detection reads the active model), then record whether its index is complete."""
+    rows = images_to_embed(model_name=name, only_missing=True, limit=limit)
+    report = catalog_embed(model_name=name, rows=rows, detect_duplicates=False, on_progress=on_progress) if rows else None
+    remaining = len(model_missing_image_ids(model_name=name, reference=active_model_name()))
+    complete = remaining == 0 and name != active_model_name() and model_readiness(name=name) is None
+    if complete:
+        EmbeddingModel.objects.filter(name=name, index_completed_at=None).update(index_completed_at=timezone.now())
+    return ModelIndexReport(
+        model_name=name,
+        embedded=report.embedded if report else 0,
+        failed=report.failed if report else [],
+        remaining=remaining,
+        complete=complete,
+    )

@@ -5,25 +5,85 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import threading
+import time
+
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from shop.filters import ProductFilters, products_matching
 from shop.models import Product
 from shop.selectors import product_get_by_ids
 from visualsearch import index
-from visualsearch.models import ImageEmbedding
+from visualsearch.embedding import available_models, model_metadata
+from visualsearch.embedding.config import model_card_path
+from visualsearch.models import EmbeddingModel, ImageEmbedding, ModelActivation
 
 # Each product can have several images; asking the index for a few more rows than k
 # leaves room to fold them into one hit per product.
 IMAGES_PER_PRODUCT_HEADROOM = 3
 
 
+_active_lock = threading.Lock()
+_active: dict = {"name": None, "read_at": float("-inf")}
+
+
 def active_model_name() -> str:
-    """The embedding model that searches read and the workers index."""
-    return settings.VISUALSEARCH_MODEL
+    """The embedding model that searches read and the workers index: the registry's active
+    row (``EmbeddingModel``), else the setting ``VISUALSEARCH_MODEL``.
+
+    Read from the database at most every ``VISUALSEARCH_ACTIVE_MODEL_TTL`` seconds per
+    process, so a promotion reaches every web and worker process within that time without
+    a restart; callers resolve it once per search and pass it down, so one search never
+    mixes two models.
+    """
+    now = time.monotonic()
+    with _active_lock:
+        if _active["name"] is not None and now - _active["read_at"] < settings.VISUALSEARCH_ACTIVE_MODEL_TTL:
+            return _active["name"]
+    name = EmbeddingModel.objects.filter(state=EmbeddingModel.State.ACTIVE).values_list("name", flat=True).first()
+    name = name or settings.VISUALSEARCH_MODEL
+    with _active_lock:
+        _active.update(name=name, read_at=now)
+    return name
+
+
+def active_model_forget() -> None:
+    """Drop this process's cached active model (after a promotion here, and in tests)."""
+    with _active_lock:
+        _active.update(name=None, read_at=float("-inf"))
+
+
+def models_kept_fresh() -> list[str]:
+    """Models new images are embedded with: the active one first, then candidates and the standby."""
+    active = active_model_name()
+    others = EmbeddingModel.objects.filter(
+        state__in=[EmbeddingModel.State.CANDIDATE, EmbeddingModel.State.STANDBY]
+    ).exclude(name=active).exclude(index_requested_at=None).order_by("name").values_list("name", flat=True)
+    return [active, *others]
+
+
+def model_coverage(*, model_names: Sequence[str]) -> dict[str, int]:
+    """Images with a vector, per model, in one query."""
+    rows = (
+        ImageEmbedding.objects.filter(model_name__in=list(model_names))
+        .values("model_name")
+        .annotate(n=Count("image_id", distinct=True))
+        .values_list("model_name", "n")
+    )
+    return {name: 0 for name in model_names} | dict(rows)
+
+
+def model_missing_image_ids(*, model_name: str, reference: str) -> list[int]:
+    """Images that ``reference`` (the active model) has a vector for and ``model_name`` has not:
+    what a candidate still lacks. Images nobody could read are in neither, so they do not
+    keep a candidate from completing."""
+    has = ImageEmbedding.objects.filter(image_id=OuterRef("image_id"), model_name=model_name)
+    return list(
+        ImageEmbedding.objects.filter(model_name=reference).exclude(Exists(has)).order_by("image_id").values_list("image_id", flat=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -132,3 +192,48 @@ def product_vectors(*, product_ids: Sequence[int], model_name: str | None = None
         if product_id not in vectors:
             vectors[product_id] = np.asarray(vector.to_numpy(), dtype=np.float32)
     return vectors
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    name: str
+    state: str  # an EmbeddingModel.State, or "available" for a model with no registry row
+    dim: int | None
+    backbone: str
+    vectors: int  # images with a vector of this model
+    reference: int  # images with a vector of the active model (what "complete" means)
+    index_requested_at: object
+    index_completed_at: object
+    metrics: dict  # hold-out metrics recorded by the lab (metadata.json), newest run
+    card: str  # where the model card is, for a shipped model
+
+    @property
+    def coverage(self) -> float:
+        return self.vectors / self.reference if self.reference else 0.0
+
+
+def model_overview() -> list[ModelOverview]:
+    """Every available embedding model with its state, coverage and hold-out metrics: the
+    active one first, then those with vectors, then the rest."""
+    from_registry = {row.name: row for row in EmbeddingModel.objects.all()}
+    names = list(dict.fromkeys([*available_models(), *from_registry]))
+    active = active_model_name()
+    counts = model_coverage(model_names=names)
+    dims = dict(ImageEmbedding.objects.filter(model_name__in=names).values_list("model_name", "dim").distinct())
+    out = []
+    for name in names:
+        row = from_registry.get(name)
+        metadata = model_metadata(name)
+        runs = [v for k, v in metadata.get("metrics", {}).items() if k.startswith("holdout_") and "_quick" not in k]
+        state = EmbeddingModel.State.ACTIVE if name == active else (row.state if row else "available")
+        out.append(ModelOverview(
+            name=name, state=state, dim=dims.get(name) or metadata.get("dim"), backbone=metadata.get("backbone", name),
+            vectors=counts.get(name, 0), reference=counts.get(active, 0),
+            index_requested_at=row.index_requested_at if row else None, index_completed_at=row.index_completed_at if row else None,
+            metrics=runs[-1] if runs else {}, card=str(model_card_path(name) or ""),
+        ))
+    return sorted(out, key=lambda m: (m.state != EmbeddingModel.State.ACTIVE, not m.vectors, m.name))
+
+
+def model_activations_recent(*, limit: int = 10) -> list[ModelActivation]:
+    return list(ModelActivation.objects.select_related("model", "actor").order_by("-at", "-id")[:limit])

@@ -1,5 +1,6 @@
 """Writes to the vector store: one row per (product image, model), the canonical row of
-each group of exact copies, and the images' dirty flags. What to embed and when
+each group of exact copies, the images' dirty flags, and the model lifecycle (which model
+is active; index a candidate, promote it, roll back). What to embed and when
 (``visualsearch.indexing``), and duplicate detection on what was stored
 (``visualsearch.duplicates``), are their callers' business."""
 
@@ -9,10 +10,13 @@ from collections.abc import Sequence
 
 import numpy as np
 from django.db import connection, transaction
+from django.utils import timezone
 
 from shop.models import ProductImage
-from visualsearch.models import ImageEmbedding
-from visualsearch.selectors import active_model_name
+from visualsearch.embedding import available_models
+from visualsearch.index import hnsw_index_name, index_is_valid
+from visualsearch.models import EmbeddingModel, ImageEmbedding, ModelActivation
+from visualsearch.selectors import active_model_forget, active_model_name, model_missing_image_ids
 
 
 def embeddings_canonical_elect(
@@ -94,3 +98,95 @@ def embeddings_store(*, images: Sequence, vectors: np.ndarray, model_name: str) 
             ProductImage.objects.filter(id__in=[img.id for img in images], embedding_dirty=True).update(
                 embedding_dirty=False
             )
+
+
+# The model lifecycle -------------------------------------------------------------------
+
+
+class ModelNotReady(Exception):
+    """A model cannot be promoted (yet): the message says why, for the operator."""
+
+
+def model_register(*, name: str) -> EmbeddingModel:
+    """The registry row of ``name`` (an available embedding model), created as a candidate."""
+    if name not in available_models():
+        raise ModelNotReady(f"Unknown embedding model {name!r}; available: {', '.join(available_models())}.")
+    model, _ = EmbeddingModel.objects.get_or_create(name=name)
+    return model
+
+
+def model_index_request(*, name: str) -> EmbeddingModel:
+    """Ask the workers to index ``name`` beside the active model (``tasks.model_index``).
+
+    From now on new images are embedded with it too (``selectors.models_kept_fresh``), so
+    once the backlog is done it stays complete.
+    """
+    with transaction.atomic():
+        model = model_register(name=name)
+        if name == active_model_name():
+            raise ModelNotReady(f"{name} is the active model already.")
+        model.state = EmbeddingModel.State.CANDIDATE
+        model.index_requested_at, model.index_completed_at = timezone.now(), None
+        model.save(update_fields=["state", "index_requested_at", "index_completed_at", "updated_at"])
+    return model
+
+
+def model_readiness(*, name: str) -> str | None:
+    """Why ``name`` cannot serve searches now, or None when it can: every image the active
+    model has a vector for has one of ``name`` too, and its HNSW index is valid."""
+    active = active_model_name()
+    if name != active:
+        missing = model_missing_image_ids(model_name=name, reference=active)
+        if missing:
+            return f"{len(missing)} images still lack a {name} vector; index it first (or wait for the workers)."
+    dims = list(ImageEmbedding.objects.filter(model_name=name).values_list("dim", flat=True).distinct()[:2])
+    if not dims:
+        return f"{name} has no vectors yet."
+    if len(dims) > 1:
+        return f"{name} has vectors of several dimensions ({dims}); run check_index --fix --model {name}."
+    if not index_is_valid(hnsw_index_name(name, dims[0])):
+        return f"{name}'s HNSW index is missing or invalid; run check_index --fix --model {name}."
+    return None
+
+
+def _activate(*, name: str, actor, action: str) -> EmbeddingModel:
+    active_model_forget()  # decide on the registry as it is, not on this process's cached view
+    if reason := model_readiness(name=name):
+        raise ModelNotReady(reason)
+    with transaction.atomic():
+        rows = {m.name: m for m in EmbeddingModel.objects.select_for_update().all()}
+        previous_name = next((m.name for m in rows.values() if m.state == EmbeddingModel.State.ACTIVE), active_model_name())
+        target = rows.get(name) or EmbeddingModel.objects.create(name=name)
+        if previous_name == name:
+            raise ModelNotReady(f"{name} is the active model already.")
+        for row in rows.values():  # one standby at a time: the model being replaced
+            if row.state == EmbeddingModel.State.STANDBY:
+                row.state = EmbeddingModel.State.RETIRED
+                row.save(update_fields=["state", "updated_at"])
+        previous = rows.get(previous_name) or EmbeddingModel.objects.create(
+            name=previous_name, index_requested_at=timezone.now(), index_completed_at=timezone.now()
+        )
+        previous.state = EmbeddingModel.State.STANDBY
+        previous.save(update_fields=["state", "updated_at"])
+        target.state, target.activated_at = EmbeddingModel.State.ACTIVE, timezone.now()
+        target.index_completed_at = target.index_completed_at or timezone.now()
+        target.save(update_fields=["state", "activated_at", "index_completed_at", "updated_at"])
+        ModelActivation.objects.create(model=target, previous=previous, previous_name=previous_name, action=action, actor=actor)
+        transaction.on_commit(active_model_forget)
+    active_model_forget()
+    return target
+
+
+def model_promote(*, name: str, actor=None) -> EmbeddingModel:
+    """Make ``name`` the active model, atomically for searches; the one it replaces becomes
+    the standby (kept fresh) so that ``model_rollback`` is instant. Refused with
+    ``ModelNotReady`` until the model's index is complete."""
+    return _activate(name=name, actor=actor, action=ModelActivation.Action.PROMOTE)
+
+
+def model_rollback(*, actor=None) -> EmbeddingModel:
+    """Make the model the last promotion replaced active again."""
+    last = ModelActivation.objects.order_by("-at", "-id").first()
+    if last is None or not last.previous_name:
+        raise ModelNotReady("No promotion to roll back.")
+    return _activate(name=last.previous_name, actor=actor, action=ModelActivation.Action.ROLLBACK)

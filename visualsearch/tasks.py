@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from visualsearch import indexing
+from visualsearch import indexing, pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +49,24 @@ def embedding_schedule(*, image_ids: Sequence[int]) -> None:
             logger.exception("Could not enqueue embedding of images %s; the sweep will retry", ids)
 
     transaction.on_commit(send)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ConnectionError, TimeoutError, OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def model_index(self, name: str) -> int:
+    """Index a candidate model beside the active one, a chunk per run, until it is complete."""
+    report = pipeline.model_index_build(name=name)
+    if report.remaining and report.embedded:
+        model_index.delay(name)  # more to do; a run that embedded nothing would loop on unreadable files
+    return report.embedded
+
+
+def model_index_schedule(*, name: str) -> None:
+    """Enqueue ``model_index`` once the current transaction commits."""
+    transaction.on_commit(lambda: model_index.delay(name))

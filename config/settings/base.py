@@ -206,6 +206,9 @@ VISUALSEARCH_HNSW_M = int(os.environ.get("VISUALSEARCH_HNSW_M", "16"))
 VISUALSEARCH_HNSW_EF_CONSTRUCTION = int(os.environ.get("VISUALSEARCH_HNSW_EF_CONSTRUCTION", "64"))
 VISUALSEARCH_HNSW_EF_SEARCH = int(os.environ.get("VISUALSEARCH_HNSW_EF_SEARCH", "100"))
 VISUALSEARCH_MAX_K = 100
+# How often (seconds) a process re-reads which model is active (the model registry, staff
+# page /staff/models/): a promotion reaches every web and worker process within this time.
+VISUALSEARCH_ACTIVE_MODEL_TTL = float(os.environ.get("VISUALSEARCH_ACTIVE_MODEL_TTL", "2"))
 VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256"))
 
 # Celery --------------------------------------------------------------------------------

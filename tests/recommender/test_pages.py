@@ -64,5 +64,5 @@ def test_home_recommends_from_recent_views_and_leaves_out_what_was_seen(client, 
 
 def test_product_page_query_count_is_bounded(client, catalogue, django_assert_max_num_queries):
     client.get(catalogue[0].get_absolute_url())  # session row created
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):  # 14 before the model registry: + the active model (0 s cache in tests)
         client.get(catalogue[2].get_absolute_url())

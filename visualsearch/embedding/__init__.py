@@ -20,6 +20,7 @@ from .config import (
     RESIZE_POLICIES,
     EmbeddingSettings,
     current_settings,
+    model_metadata,
 )
 from .errors import EmbedderConfigError
 
@@ -49,5 +50,6 @@ __all__ = [
     "configure",
     "current_settings",
     "load_embedder",
+    "model_metadata",
     "reset_configuration",
 ]

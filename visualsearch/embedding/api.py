@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from .categories import load_category_head
 from .config import (
     MODEL_NAMES,
     EmbeddingSettings,
@@ -98,12 +99,13 @@ def _build_embedder(name: str, settings: EmbeddingSettings) -> Embedder:
         torch.set_num_threads(settings.num_threads)
     device = resolve_device(settings.device, torch.cuda.is_available)
     if is_finetuned(name):
-        from .finetuned import build_finetuned, read_metadata
+        from .finetuned import build_finetuned, checkpoint_dir, read_metadata
 
         backbone = read_metadata(settings.models_dir, name)["backbone"]
         spec, model, metadata = build_finetuned(name, settings.models_dir, settings.weights_path(backbone))
         embedder = Embedder(spec, model, device=device, resize_policy=settings.resize_policy)
         embedder.metadata = metadata
+        embedder.category_head = load_category_head(checkpoint_dir(settings.models_dir, name))
         return embedder
     spec = get_backbone(name)
     model = spec.build(settings.weights_path(name))

@@ -11,6 +11,7 @@ is loaded, not at import time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -46,6 +47,8 @@ ENV_MODELS_DIR = "VISUALSEARCH_MODELS_DIR"
 
 # Fine-tuned models (manage.py train_embedder) live in <models dir>/<name>/metadata.json.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
+# Models shipped with the code (small weights, a model card each): found after the models dir.
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "shipped"
 FINETUNED_METADATA = "metadata.json"
 # A fine-tuned model's name: it becomes a folder name and part of an index name.
 _FINETUNED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -82,16 +85,35 @@ class EmbeddingSettings:
         return _env(weights_env_var(name))
 
 
-def finetuned_models(models_dir: Path | None = None) -> list[str]:
-    """Names of the fine-tuned models found in the models directory (sorted)."""
-    root = Path(models_dir) if models_dir is not None else resolved_models_dir()
+def _models_in(root: Path) -> set[str]:
     if not root.is_dir():
-        return []
-    return sorted(
+        return set()
+    return {
         entry.name for entry in root.iterdir()
         if _FINETUNED_NAME.match(entry.name) and entry.name not in MODEL_NAMES
         and (entry / FINETUNED_METADATA).is_file()
-    )
+    }
+
+
+def finetuned_models(models_dir: Path | None = None) -> list[str]:
+    """Names of the fine-tuned models: the shipped ones and those in the models directory (sorted)."""
+    root = Path(models_dir) if models_dir is not None else resolved_models_dir()
+    return sorted(_models_in(SHIPPED_MODELS_DIR) | _models_in(root))
+
+
+def model_folder(name: str, models_dir: Path | None = None) -> Path | None:
+    """The folder of the fine-tuned model ``name``: the models directory's, else the shipped one."""
+    if not isinstance(name, str) or not _FINETUNED_NAME.match(name) or name in MODEL_NAMES:
+        return None
+    root = Path(models_dir) if models_dir is not None else resolved_models_dir()
+    for folder in (root / name, SHIPPED_MODELS_DIR / name):
+        if (folder / FINETUNED_METADATA).is_file():
+            return folder
+    return None
+
+
+def is_shipped(name: str) -> bool:
+    return (SHIPPED_MODELS_DIR / name / FINETUNED_METADATA).is_file()
 
 
 def is_finetuned(name: str) -> bool:
@@ -103,13 +125,14 @@ def validate_model_name(name: str, models_dir: Path | None = None) -> str:
     if name in MODEL_NAMES:
         return name
     root = Path(models_dir) if models_dir is not None else resolved_models_dir()
-    if isinstance(name, str) and _FINETUNED_NAME.match(name) and (root / name / FINETUNED_METADATA).is_file():
+    if model_folder(name, root) is not None:
         return name
     found = finetuned_models(root)
     raise EmbedderConfigError(
         f"Unknown embedding model {name!r}. Available models: {', '.join(MODEL_NAMES + tuple(found))}. "
         f"Fine-tuned models are folders <name>/{FINETUNED_METADATA} in {root} (set {ENV_MODELS_DIR} or "
-        f"the Django setting VISUALSEARCH_MODELS_DIR); 'python manage.py train_embedder --name NAME' makes one."
+        f"the Django setting VISUALSEARCH_MODELS_DIR) or shipped in {SHIPPED_MODELS_DIR}; "
+        f"'python manage.py train_embedder --name NAME' makes one."
     )
 
 
@@ -224,3 +247,23 @@ def current_settings() -> EmbeddingSettings:
         num_threads=_validate_threads(threads_raw) if threads_raw else None,
         models_dir=models_dir,
     )
+
+
+def model_metadata(name: str, models_dir: Path | None = None) -> dict:
+    """A fine-tuned model's metadata.json as a dict ({} for a backbone or an unreadable file);
+    torch-free, for pages that list models."""
+    folder = model_folder(name, models_dir)
+    if folder is None:
+        return {}
+    try:
+        return json.loads((folder / FINETUNED_METADATA).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+MODEL_CARD = "MODEL_CARD.md"
+
+
+def model_card_path(name: str, models_dir: Path | None = None) -> Path | None:
+    folder = model_folder(name, models_dir)
+    return folder / MODEL_CARD if folder is not None and (folder / MODEL_CARD).is_file() else None

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from .backbones import BackboneSpec
+from .categories import CategoryHead
 from .config import DEFAULT_BATCH_SIZE
 from .errors import EmbedderConfigError
 from .preprocess import ImagePreprocessor
@@ -75,6 +76,8 @@ class Embedder:
         self._model = model.eval().to(device=device, memory_format=memory_format)
         # Fine-tuned models (finetuned.py): their metadata.json (backbone, head, split ...).
         self.metadata: dict | None = None
+        # ... and, when the lab trained one, its category classifier (categories.py).
+        self.category_head: CategoryHead | None = None
 
     def project_base_vectors(self, vectors: np.ndarray) -> np.ndarray | None:
         """This model's vectors computed from its backbone's own (L2-normalised) vectors.

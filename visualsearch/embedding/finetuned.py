@@ -4,9 +4,12 @@
 
     <models dir>/<name>/metadata.json   # format, backbone, dim, head shape, seed, split, metrics ...
     <models dir>/<name>/weights.pt      # state_dict: "head.*" (and "tail.*" if the last stage was trained)
+    <models dir>/<name>/categories.npz  # optional: a linear category classifier on the embedding
 
 ``load_embedder(name)`` finds the folder in the models directory (``configure(models_dir=)``,
-env ``VISUALSEARCH_MODELS_DIR``, default ``var/models`` in the repository) and builds
+env ``VISUALSEARCH_MODELS_DIR``, default ``var/models`` in the repository), else among the
+models shipped with the code (``visualsearch/embedding/shipped/<name>/``, float16 weights and
+a ``MODEL_CARD.md``), and builds
 ``backbone trunk -> last stage ("tail") -> L2 normalise -> head``; the ``Embedder`` normalises
 the head's output. The backbone's own weights come from where they always do
 (``weights_path``), so a checkpoint holds only what training changed.
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import BackboneSpec, get_backbone
-from .config import MODEL_NAMES
+from .config import MODEL_NAMES, model_folder
 from .errors import EmbedderConfigError
 
 CHECKPOINT_FORMAT = 1
@@ -111,7 +114,9 @@ class FineTunedExtractor(nn.Module):
 
 
 def checkpoint_dir(models_dir: Path, name: str) -> Path:
-    return Path(models_dir) / name
+    """Where the model ``name`` lives: the models directory's folder, else the shipped one
+    (the models directory's, for a model that does not exist yet)."""
+    return model_folder(name, models_dir) or Path(models_dir) / name
 
 
 def read_metadata(models_dir: Path, name: str) -> dict:
