@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, int]] = [
     ("shop", 1),
     ("visualsearch.embedding", 1),
     ("visualsearch.duplicates.detection", 1),  # pure hashing arithmetic, no Django
+    ("visualsearch.colour", 1),  # pure colour arithmetic, no Django
     ("visualsearch.models", 2),
     ("visualsearch.index", 2),
     ("visualsearch.reader", 2),
@@ -45,6 +46,7 @@ LAYERS: list[tuple[str, int]] = [
     ("visualsearch.selectors", 3),
     ("visualsearch.services", 3),
     ("visualsearch.photos", 3),
+    ("visualsearch.categories", 3),
     ("visualsearch.duplicates", 4),
     ("visualsearch.tasks", 5),
     ("visualsearch.pipeline", 5),

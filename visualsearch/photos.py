@@ -1,16 +1,26 @@
 """Searching with a shopper's photo: the optional box around one garment, the embedding of
-the photo (or the boxed part) with the active model, and the search it feeds."""
+the photo (or the boxed part) with the active model, what it looks like (category and
+colour), and the search they feed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from shop.filters import ProductFilters
-from visualsearch.embedding import load_embedder
+from visualsearch.categories import CategoryDecision, category_decide
+from visualsearch.colour import ColourProfile, garment_profile
+from visualsearch.embedding import load_embedder, model_metadata
 from visualsearch.selectors import ProductMatch, active_model_name, product_search_by_vector
+
+# Defaults for a model whose metadata.json carries no measured "search" settings (the lab's
+# evaluate_matching writes them for the models it measures; docs/benchmarks.md):
+# the colour term's weight (added to the cosine, times the 0..1 colour similarity), and
+# the cosine under which a result is not shown as a match.
+DEFAULT_COLOUR_WEIGHT = 0.05
+DEFAULT_RELEVANCE_FLOOR = 0.0
 
 # A box smaller than this holds too little of the garment for the CNN to see anything.
 MIN_BOX_SIDE = 16
@@ -38,22 +48,110 @@ class Box:
         return left, upper, right, lower
 
 
+def _crop(image: Image.Image, box: Box | None) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+    if box is None:
+        return image, None
+    crop = box.clamp_to(*image.size)
+    if crop is None:
+        raise BadBox(
+            f"The box must overlap the photo ({image.size[0]}x{image.size[1]} pixels) "
+            f"by at least {MIN_BOX_SIDE}x{MIN_BOX_SIDE} pixels."
+        )
+    return image.crop(crop), crop
+
+
 def photo_embed(*, image: Image.Image, box: Box | None = None, model_name: str | None = None) -> np.ndarray:
     """Embed an uploaded photo (a PIL image), cropped to ``box`` when given."""
-    image = ImageOps.exif_transpose(image)
-    if box is not None:
-        crop = box.clamp_to(*image.size)
-        if crop is None:
-            raise BadBox(
-                f"The box must overlap the photo ({image.size[0]}x{image.size[1]} pixels) "
-                f"by at least {MIN_BOX_SIDE}x{MIN_BOX_SIDE} pixels."
-            )
-        image = image.crop(crop)
-    return load_embedder(model_name or active_model_name()).embed([image])[0]
+    region, _ = _crop(ImageOps.exif_transpose(image), box)
+    return load_embedder(model_name or active_model_name()).embed([region])[0]
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    colour_weight: float
+    relevance_floor: float
+
+
+def search_settings(model_name: str) -> SearchSettings:
+    """The model's measured colour weight and relevance floor (metadata.json "search")."""
+    measured = model_metadata(model_name).get("search", {})
+    return SearchSettings(
+        colour_weight=float(measured.get("colour_weight", DEFAULT_COLOUR_WEIGHT)),
+        relevance_floor=float(measured.get("relevance_floor", DEFAULT_RELEVANCE_FLOOR)),
+    )
+
+
+@dataclass(frozen=True)
+class PhotoSearch:
+    """One photo search: what the photo looks like and what the catalogue has like it."""
+
+    model_name: str
+    matches: list[ProductMatch]  # above the relevance floor, best first
+    category: CategoryDecision  # the guess, and the category the search was narrowed to
+    colour: ColourProfile | None
+    nearest_score: float | None  # the best cosine, shown or not
+    relevance_floor: float
+
+    @property
+    def nothing_close(self) -> bool:
+        """Nothing in the catalogue is close enough to show as a match."""
+        return not self.matches
+
+
+def photo_search(
+    *,
+    vector: np.ndarray,
+    colour: ColourProfile | None,
+    k: int,
+    model_name: str,
+    filters: ProductFilters | None = None,
+    auto_category: bool = True,
+) -> PhotoSearch:
+    """Search with an embedded photo region: guess its category (and narrow the search to it
+    when confident and the shopper chose none), rank by similarity plus the colour term,
+    and keep what clears the model's relevance floor."""
+    filters = filters or ProductFilters()
+    tuned = search_settings(model_name)
+    decision = category_decide(vector=vector, model_name=model_name, auto=auto_category and not filters.category)
+    if decision.applied is not None:
+        filters = replace(filters, category=decision.applied.slug)
+    matches = product_search_by_vector(
+        vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight
+    )
+    return PhotoSearch(
+        model_name=model_name,
+        matches=[m for m in matches if m.score >= tuned.relevance_floor],
+        category=decision,
+        colour=colour,
+        nearest_score=max((m.score for m in matches), default=None),
+        relevance_floor=tuned.relevance_floor,
+    )
+
+
+def photo_search_image(
+    *,
+    image: Image.Image,
+    k: int,
+    box: Box | None = None,
+    filters: ProductFilters | None = None,
+    auto_category: bool = True,
+) -> PhotoSearch:
+    """Shop the look with one region: the whole photo, or the boxed part."""
+    model_name = active_model_name()  # once: the photo and the index are read with the same model
+    upright = ImageOps.exif_transpose(image)
+    region, crop = _crop(upright, box)
+    vector = load_embedder(model_name).embed([region])[0]
+    return photo_search(
+        vector=vector, colour=garment_profile(upright, crop), k=k, model_name=model_name, filters=filters,
+        auto_category=auto_category,
+    )
 
 
 def product_search_by_photo(
     *, image: Image.Image, k: int, box: Box | None = None, filters: ProductFilters | None = None
 ) -> list[ProductMatch]:
-    """Shop the look: the ``k`` active products that look most like the photo (or the boxed part)."""
-    return product_search_by_vector(vector=photo_embed(image=image, box=box), k=k, filters=filters)
+    """The ``k`` active products that look most like the photo (or the boxed part), with the
+    shopper's filters only (no category guess, no floor): the plain nearest neighbours."""
+    model_name = active_model_name()
+    return product_search_by_vector(vector=photo_embed(image=image, box=box, model_name=model_name), k=k, filters=filters,
+                                    model_name=model_name)

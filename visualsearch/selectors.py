@@ -19,11 +19,17 @@ from shop.selectors import product_get_by_ids
 from visualsearch import index
 from visualsearch.embedding import available_models, model_metadata
 from visualsearch.embedding.config import model_card_path
-from visualsearch.models import EmbeddingModel, ImageEmbedding, ModelActivation
+from visualsearch.colour import ColourProfile, studio_profile
+from visualsearch.models import EmbeddingModel, ImageEmbedding, ImageFingerprint, ModelActivation
 
 # Each product can have several images; asking the index for a few more rows than k
 # leaves room to fold them into one hit per product.
 IMAGES_PER_PRODUCT_HEADROOM = 3
+# Listings of one photo fold into one result: a few more products than k keep the list full.
+FOLD_HEADROOM = 8
+# With a colour term, the nearest k * this are re-ranked (the colour can promote a garment
+# from the second page, not from the tenth).
+COLOUR_CANDIDATES_FACTOR = 3
 
 
 _active_lock = threading.Lock()
@@ -91,6 +97,8 @@ class ProductMatch:
     product: Product
     score: float  # cosine similarity in [-1, 1]; 1 is identical
     image_id: int
+    also: tuple[Product, ...] = ()  # other listings of the same photo ("also sold by")
+    colour_similarity: float | None = None  # 0..1, when the search had a colour term
 
 
 def _nearest_rows_query(*, vector: np.ndarray, dim: int, model_name: str, filters: ProductFilters, exclude: Collection[int], limit: int):
@@ -118,18 +126,27 @@ def _nearest_rows_query(*, vector: np.ndarray, dim: int, model_name: str, filter
     )
 
 
-def nearest_product_ids(
+@dataclass(frozen=True)
+class Hit:
+    product_id: int
+    image_id: int
+    score: float  # cosine similarity
+    sha256: str | None  # set when other listings hold the same photo (exact copies)
+
+
+def nearest_hits(
     *,
     vector: np.ndarray,
     k: int,
     filters: ProductFilters | None = None,
     exclude_product_ids: Collection[int] = (),
     model_name: str | None = None,
-) -> list[tuple[int, int, float]]:
-    """(product_id, image_id, cosine similarity) of the ``k`` nearest products, best first.
+) -> list[Hit]:
+    """The ``k`` nearest products' best images, best first.
 
     Products whose image is an exact copy of another product's are found through the
-    copies' shared (canonical) index row, at the same similarity.
+    copies' shared (canonical) index row, at the same similarity (their hits carry the
+    photo's sha256, so that callers can fold them into one result).
 
     Runs in its own transaction so that the HNSW search settings (``visualsearch.index``)
     apply to this query only: with a selective filter (a category holding 2% of the
@@ -156,11 +173,43 @@ def nearest_product_ids(
             (product_id, image_id, shared[sha], sha) for product_id, image_id, sha in copies.values_list("product_id", "image_id", "sha256")
         ]
     # relaxed_order may return rows slightly out of order: sort, then keep each product's best image.
-    best: dict[int, tuple[int, int, float]] = {}
-    for product_id, image_id, distance, _ in sorted(rows, key=lambda r: (r[2], r[0])):
+    best: dict[int, Hit] = {}
+    for product_id, image_id, distance, sha in sorted(rows, key=lambda r: (r[2], r[0])):
         if product_id not in best:
-            best[product_id] = (product_id, image_id, 1.0 - float(distance))
+            best[product_id] = Hit(product_id, image_id, 1.0 - float(distance), sha)
     return list(best.values())[:k]
+
+
+def nearest_product_ids(
+    *,
+    vector: np.ndarray,
+    k: int,
+    filters: ProductFilters | None = None,
+    exclude_product_ids: Collection[int] = (),
+    model_name: str | None = None,
+) -> list[tuple[int, int, float]]:
+    """(product_id, image_id, cosine similarity) of the ``k`` nearest products, best first."""
+    hits = nearest_hits(vector=vector, k=k, filters=filters, exclude_product_ids=exclude_product_ids, model_name=model_name)
+    return [(hit.product_id, hit.image_id, hit.score) for hit in hits]
+
+
+def _fold_copies(hits: Sequence[Hit]) -> list[list[Hit]]:
+    """Hits grouped by photo: listings of the same image bytes become one group (the oldest
+    listing, the lowest id, first), in the order of their best hit."""
+    groups: dict[object, list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault(hit.sha256 or ("product", hit.product_id), []).append(hit)
+    return [sorted(group, key=lambda h: h.product_id) for group in groups.values()]
+
+
+def _colour_similarities(image_ids: Sequence[int], colour: ColourProfile) -> dict[int, float]:
+    """Each image's colour similarity to ``colour`` (from its stored fingerprint thumbnail)."""
+    out = {}
+    for image_id, colour_hex in ImageFingerprint.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "colour"):
+        profile = studio_profile(colour_hex)
+        if profile is not None:
+            out[image_id] = colour.similarity(profile)
+    return out
 
 
 def product_search_by_vector(
@@ -170,13 +219,36 @@ def product_search_by_vector(
     filters: ProductFilters | None = None,
     exclude_product_ids: Collection[int] = (),
     model_name: str | None = None,
+    colour: ColourProfile | None = None,
+    colour_weight: float = 0.0,
 ) -> list[ProductMatch]:
-    """The ``k`` active products nearest to ``vector``, loaded with images, best first."""
-    hits = nearest_product_ids(
-        vector=vector, k=k, filters=filters, exclude_product_ids=exclude_product_ids, model_name=model_name
-    )
-    products = {p.id: p for p in product_get_by_ids(ids=[h[0] for h in hits])}
-    return [ProductMatch(product=products[pid], score=score, image_id=iid) for pid, iid, score in hits if pid in products]
+    """The ``k`` active products nearest to ``vector``, loaded with images, best first.
+
+    Listings of the same photo come as one match (``also``: the other listings). With
+    ``colour``, ``colour_weight`` times the colour similarity (0..1) is added to the cosine
+    before ranking the nearest ``k * COLOUR_CANDIDATES_FACTOR`` candidates.
+    """
+    reranking = colour is not None and colour_weight > 0
+    fetch = k * (COLOUR_CANDIDATES_FACTOR if reranking else 1) + FOLD_HEADROOM
+    hits = nearest_hits(vector=vector, k=fetch, filters=filters, exclude_product_ids=exclude_product_ids, model_name=model_name)
+    groups = _fold_copies(hits)
+    similarity: dict[int, float] = {}
+    if reranking:
+        similarity = _colour_similarities([g[0].image_id for g in groups], colour)
+        neutral = float(np.mean(list(similarity.values()))) if similarity else 0.0
+        groups.sort(key=lambda g: -(g[0].score + colour_weight * similarity.get(g[0].image_id, neutral)))
+    groups = groups[:k]
+    products = {p.id: p for p in product_get_by_ids(ids=[h.product_id for g in groups for h in g])}
+    matches = []
+    for group in groups:
+        present = [h for h in group if h.product_id in products]
+        if present:
+            lead = present[0]
+            matches.append(ProductMatch(
+                product=products[lead.product_id], score=lead.score, image_id=lead.image_id,
+                also=tuple(products[h.product_id] for h in present[1:]), colour_similarity=similarity.get(lead.image_id),
+            ))
+    return matches
 
 
 def product_vectors(*, product_ids: Sequence[int], model_name: str | None = None) -> dict[int, np.ndarray]:

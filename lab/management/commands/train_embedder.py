@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from lab import datasets
 from lab.cli import cache_dir
 from lab.split import HoldoutSplit
+from lab.training.categories import category_head_train
 from lab.training.trainer import DEFAULT_NAME, TrainConfig, TrainingError, train
 from visualsearch.embedding import EmbedderConfigError
 from visualsearch.embedding.config import MODEL_NAMES
@@ -61,6 +62,8 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, help="torch threads (default: VISUALSEARCH_TORCH_THREADS or torch's)")
         parser.add_argument("--resume", action="store_true", help="continue the unfinished run of this name")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing model or unfinished run of this name")
+        parser.add_argument("--no-category-head", action="store_true",
+                            help="skip the category classifier trained on the new model's embedding afterwards")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -103,6 +106,8 @@ class Command(BaseCommand):
             raise CommandError(f"{config.name!r} is a backbone's name; pick another name for the fine-tuned model.")
         try:
             metadata = train(config, log=self.stdout.write, progress=False if opts["no_progress"] else None)
+            if not opts["no_category_head"]:
+                category_head_train(config.name, config, log=self.stdout.write)
         except (TrainingError, EmbedderConfigError) as exc:
             raise CommandError(str(exc)) from exc
         final = metadata["final"]

@@ -1,0 +1,416 @@
+"""Matching quality as a shopper sees it (``manage.py evaluate_matching``): the targets of the
+"quality by default" work, on a fine-tuned model's hold-out, for several models side by side.
+
+Per model, with exact cosine search over the hold-out gallery (the held-out products'
+catalogue photos):
+
+* **copies R@1** and **consumer-like views R@1** (as ``evaluate``);
+* **consumer photos -> category P@10**, plain, and **with the system**: the model's category
+  classifier narrows the search to its guess when confident (widened to the parent when the
+  category holds fewer than ``MIN_CATEGORY_PRODUCTS`` gallery products), as the storefront
+  does; for a model without a classifier, the nearest-neighbour vote serving uses;
+* **top-8 garment share**: the share of the top 8 of the same garment type, whole photo, no
+  filters, with the system (P@8);
+* **top-1 category accuracy** of the classifier on held-out consumer photos, per label;
+* **telling consumer photos apart**: an edited copy of each held-out consumer photo (crop,
+  mirror, colour, rescale, JPEG; ``synthetic.photo_variant``, seed 0) must find its own photo
+  among all held-out consumer photos (R@1), and the share of (same photo, other photo) pairs
+  ranked right (AUC); ImageNet features are good at this, and a shipped model must not lose;
+* **colour**: the share of the top 10 with the query's baseColour, for consumer-like views,
+  without and with the colour term. Its weight is *chosen* on training-side products (a
+  seeded subset of the training split's catalogue photos and their views, never the
+  hold-out) and only *reported* on the hold-out;
+* **relevance floor**: the cosine under which the top result is more often wrong than right
+  (category of the top-1), chosen on training-side consumer photos, reported on the hold-out
+  as the share of searches that would say "nothing close".
+
+``--record`` writes the chosen colour weight and floor into each fine-tuned model's
+``metadata.json`` ("search"), where serving reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lab import datasets, synthetic
+from lab.cache import VectorCache, encode_cached, file_key
+from lab.evaluation.quality import encoder_for, holdout_split
+from lab.metrics import exact_top_k
+from lab.reports import json_write, machine_info, md_table, text_table
+from lab.split import HoldoutSplit
+from visualsearch.categories import (
+    MIN_CATEGORY_PRODUCTS,
+    VOTE_AUTO_THRESHOLD,
+    VOTE_NEIGHBOURS,
+    VOTE_TEMPERATURE,
+)
+from visualsearch.colour import ColourProfile, garment_profile, studio_profile
+from visualsearch.duplicates.detection import fingerprint
+from visualsearch.embedding import load_embedder
+from visualsearch.embedding.config import model_folder
+
+COLOUR_WEIGHTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2)
+# The colour weight may not cost views R@1 more than this on the selection set.
+COLOUR_MAX_R1_LOSS = 0.01
+TRAIN_SIDE_PRODUCTS = 1500
+TRAIN_SIDE_VIEWS = 500
+EVAL_SEED = 0
+TOP = 10
+
+
+@dataclass
+class MatchingOptions:
+    models: tuple[str, ...]
+    holdout_model: str
+    out_dir: Path
+    cache_dir: Path
+    record: bool = False
+    command: str | None = None
+    catalog_dir: Path = datasets.CATALOG_DIR
+    consumer_dir: Path = datasets.CONSUMER_DIR
+
+
+@dataclass
+class Sets:
+    gallery: list[datasets.CatalogItem]
+    copies: list[datasets.CopyPair]
+    views: list[tuple[datasets.CatalogItem, Path]]
+    consumer: list[datasets.ConsumerPhoto]
+    edits: list[Path]  # one edited copy per consumer photo, in the same order
+    select_gallery: list[datasets.CatalogItem]  # training side: chooses the colour weight
+    select_views: list[tuple[datasets.CatalogItem, Path]]
+    select_consumer: list[datasets.ConsumerPhoto]  # training side: chooses the floor
+    notes: dict = field(default_factory=dict)
+
+
+def _made(folder: Path, name: str, make: Callable[[], Image.Image]) -> Path:
+    path = folder / f"{name}.jpg"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        make().save(tmp, format="JPEG", quality=95)
+        tmp.replace(path)
+    return path
+
+
+def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
+    split: HoldoutSplit = holdout_split(options.holdout_model)
+    catalogue = datasets.catalog_read(options.catalog_dir)
+    held = split.product_holdout([item.id for item in catalogue], options.catalog_dir)
+    gallery = [item for item in catalogue if item.id in held]
+    train_side = [item for item in catalogue if item.id not in held]
+    copies = [c for c in datasets.copies_read(options.catalog_dir) if c.id in held]
+    views_dir = options.cache_dir / "synthetic_views" / f"v{synthetic.SYNTHETIC_VERSION}_seed{EVAL_SEED}"
+    edits_dir = options.cache_dir / "consumer_edits" / f"v{synthetic.SYNTHETIC_VERSION}_seed{EVAL_SEED}"
+    views_dir.mkdir(parents=True, exist_ok=True)
+    edits_dir.mkdir(parents=True, exist_ok=True)
+
+    def views_of(items):
+        return [(item, _made(views_dir, item.id, lambda i=item: synthetic.consumer_view(Image.open(i.path), EVAL_SEED, i.id)))
+                for item in items]
+
+    photos = datasets.consumer_read(options.consumer_dir) if (options.consumer_dir / "labels.csv").exists() else []
+    consumer = [p for p in photos if split.consumer_is_holdout(p.sender_id, p.id)]
+    select_consumer = [p for p in photos if not split.consumer_is_holdout(p.sender_id, p.id)]
+    select_gallery = datasets.sample(train_side, TRAIN_SIDE_PRODUCTS, EVAL_SEED, "matching-select")
+    sets = Sets(
+        gallery=gallery,
+        copies=copies,
+        views=views_of(datasets.sample(gallery, 1000, EVAL_SEED, "synthetic")),
+        consumer=consumer,
+        edits=[_made(edits_dir, p.id, lambda p=p: synthetic.photo_variant(Image.open(p.path), EVAL_SEED, p.id)) for p in consumer],
+        select_gallery=select_gallery,
+        select_views=views_of(datasets.sample(select_gallery, TRAIN_SIDE_VIEWS, EVAL_SEED, "matching-select-views")),
+        select_consumer=select_consumer,
+    )
+    log(f"hold-out of {options.holdout_model}: gallery {len(gallery):,}, copies {len(copies):,}, views {len(sets.views):,}, "
+        f"consumer photos {len(consumer):,} (+ as many edits); selection (training side): {len(select_gallery):,} products, "
+        f"{len(sets.select_views):,} views, {len(select_consumer):,} consumer photos")
+    return sets
+
+
+def _encode(name: str, groups: dict[str, list[Path]], cache_dir: Path, log) -> dict[str, np.ndarray]:
+    encoder = encoder_for(name)
+    cache = VectorCache(cache_dir / encoder.name / f"{encoder.fingerprint}.sqlite3")
+    out, computed = {}, 0
+    started = time.perf_counter()
+    try:
+        for group, paths in groups.items():
+            loaders = [lambda p=p: Image.open(p) for p in paths]
+            out[group], n = encode_cached(cache, [file_key(p) for p in paths], loaders, encoder.encode, encoder.dim)
+            computed += n
+    finally:
+        cache.close()
+    log(f"  {name}: {computed:,} images encoded now, the rest from the cache ({time.perf_counter() - started:.0f}s)")
+    return out
+
+
+def _profiles_studio(items: Sequence[datasets.CatalogItem]) -> list[ColourProfile | None]:
+    return [studio_profile(fingerprint(Image.open(item.path)).colour) for item in items]
+
+
+def _profiles_photo(paths: Sequence[Path]) -> list[ColourProfile | None]:
+    return [garment_profile(Image.open(path)) for path in paths]
+
+
+def _colour_matrix(queries: Sequence[ColourProfile | None], gallery: Sequence[ColourProfile | None]) -> np.ndarray:
+    q = np.stack([p.shares if p is not None else np.full(16, 1 / 16) for p in queries])
+    g = np.stack([p.shares if p is not None else np.full(16, 1 / 16) for p in gallery])
+    return np.minimum(q[:, None, :], g[None, :, :]).sum(axis=2)
+
+
+def _ranking(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _recall1(queries: np.ndarray, gallery: np.ndarray, correct_rows: Sequence[set[int]]) -> float:
+    top = exact_top_k(queries, gallery, 1)[:, 0]
+    return float(np.mean([row in rows for row, rows in zip(top, correct_rows, strict=True)])) if len(top) else float("nan")
+
+
+def _scope_masks(gallery: Sequence[datasets.CatalogItem]) -> Callable[[str], np.ndarray | None]:
+    """label (articleType) -> the gallery rows a narrowed search would keep (widened to the
+    sub-category, then the master category, while fewer than MIN_CATEGORY_PRODUCTS)."""
+    types = np.array([g.article_type for g in gallery])
+    subs = np.array([g.sub_category for g in gallery])
+    masters = np.array([g.master_category for g in gallery])
+    parent = {g.article_type: (g.sub_category, g.master_category) for g in gallery}
+
+    def scope(label: str) -> np.ndarray | None:
+        mask = types == label
+        if mask.sum() >= MIN_CATEGORY_PRODUCTS or label not in parent:
+            return mask if mask.any() else None
+        sub, master = parent[label]
+        mask = subs == sub
+        if mask.sum() >= MIN_CATEGORY_PRODUCTS:
+            return mask
+        mask = masters == master
+        return mask if mask.sum() >= MIN_CATEGORY_PRODUCTS else None
+
+    return scope
+
+
+def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem]):
+    """(label, probability, threshold) per query: the classifier's guess, or the neighbour vote."""
+    head = load_embedder(name).category_head
+    if head is not None:
+        probs = head.probabilities(vectors)
+        top = probs.argmax(axis=1)
+        return [(head.labels[i], float(probs[n, i]), head.auto_threshold) for n, i in enumerate(top)], "classifier"
+    types = np.array([g.article_type for g in gallery])
+    out = []
+    scores = vectors @ gallery_vectors.T
+    for row in range(len(vectors)):
+        nearest = np.argsort(-scores[row])[:VOTE_NEIGHBOURS]
+        weights = np.exp((scores[row, nearest] - 1) / VOTE_TEMPERATURE)
+        votes: dict[str, float] = {}
+        for t, w in zip(types[nearest], weights, strict=True):
+            votes[t] = votes.get(t, 0.0) + float(w)
+        label = max(votes, key=votes.get)
+        out.append((label, votes[label] / sum(votes.values()), VOTE_AUTO_THRESHOLD))
+    return out, "neighbours"
+
+
+def _precision_at(ranking: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    return np.array([relevant[n][ranking[n, :k]].mean() for n in range(len(ranking))])
+
+
+def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: dict, mapping: datasets.LabelMapping, log) -> dict:
+    gallery = vectors["gallery"]
+    row_of = {item.id: row for row, item in enumerate(sets.gallery)}
+    identical = datasets.identical_files([item.path for item in sets.gallery])
+    out: dict = {"dim": int(gallery.shape[1])}
+    out["copies_r1"] = _recall1(vectors["copies"], gallery, [identical[row_of[c.id]] for c in sets.copies])
+    views_correct = [identical[row_of[item.id]] for item, _ in sets.views]
+    out["views_r1"] = _recall1(vectors["views"], gallery, views_correct)
+
+    # Consumer photos -> category, plain and with the system.
+    types = np.array([g.article_type for g in sets.gallery])
+    accepted = {label: np.isin(types, list(ts)) for label, ts in mapping.article_types.items()}
+    usable = [n for n, p in enumerate(sets.consumer) if p.label in accepted]
+    consumer = vectors["consumer"][usable]
+    relevant = np.stack([accepted[sets.consumer[n].label] for n in usable])
+    plain = _ranking(consumer @ gallery.T, TOP)
+    out["consumer_p10"] = float(_precision_at(plain, relevant, 10).mean())
+    guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
+    scope = _scope_masks(sets.gallery)
+    system_scores = consumer @ gallery.T
+    narrowed = 0
+    for n, (label, probability, threshold) in enumerate(guesses):
+        mask = scope(label) if probability >= threshold else None
+        if mask is not None:
+            system_scores[n] = np.where(mask, system_scores[n], -np.inf)
+            narrowed += 1
+    system = _ranking(system_scores, TOP)
+    labels = [sets.consumer[n].label for n in usable]
+    top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, _, _), lab in zip(guesses, labels, strict=True)])
+    out["system"] = {
+        "category_source": source,
+        "narrowed_share": narrowed / max(len(guesses), 1),
+        "consumer_p10": float(_precision_at(system, relevant, 10).mean()),
+        "top8_share": float(_precision_at(system, relevant, 8).mean()),
+        "category_top1": float(top1_hit.mean()),
+        "category_top1_per_label": {lab: float(top1_hit[np.array(labels) == lab].mean()) for lab in sorted(set(labels))},
+    }
+    out["plain_top8_share"] = float(_precision_at(plain, relevant, 8).mean())
+
+    # Telling consumer photos apart: each edit must find its own photo.
+    photos, edits = vectors["consumer"], vectors["edits"]
+    sims = edits @ photos.T
+    own = np.diag(sims)
+    out["consumer_instance_r1"] = float((sims.argmax(axis=1) == np.arange(len(own))).mean())
+    others = sims[~np.eye(len(own), dtype=bool)]
+    rng = np.random.default_rng(0)
+    sample = rng.choice(others, size=min(len(others), 200_000), replace=False)
+    out["consumer_instance_auc"] = float((own[:, None] > sample[None, : min(len(sample), 2000)]).mean())
+
+    # Colour: choose the weight on the training side, report on the hold-out.
+    def colour_share(q_vectors, g_vectors, q_items, g_items, q_prof, g_prof, weight) -> tuple[float, float]:
+        scores = q_vectors @ g_vectors.T + weight * _colour_matrix(q_prof, g_prof)
+        ranking = _ranking(scores, TOP)
+        g_colour = np.array([g.base_colour for g in g_items])
+        share = float(np.mean([(g_colour[ranking[n]] == q.base_colour).mean() for n, q in enumerate(q_items)]))
+        own_rows = {g.id: r for r, g in enumerate(g_items)}
+        r1 = float(np.mean([ranking[n, 0] == own_rows[q.id] for n, q in enumerate(q_items)]))
+        return share, r1
+
+    select_items = [item for item, _ in sets.select_views]
+    trials = {w: colour_share(vectors["select_views"], vectors["select_gallery"], select_items, sets.select_gallery,
+                              colour["select_views"], colour["select_gallery"], w) for w in COLOUR_WEIGHTS}
+    base_r1 = trials[0.0][1]
+    weight = max((w for w, (_, r1) in trials.items() if r1 >= base_r1 - COLOUR_MAX_R1_LOSS), key=lambda w: trials[w][0])
+    view_items = [item for item, _ in sets.views]
+    before = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], 0.0)
+    after = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], weight)
+    out["colour"] = {
+        "weight": weight,
+        "selection": {str(w): {"share": s, "views_r1": r} for w, (s, r) in trials.items()},
+        "top10_share_before": before[0], "top10_share_after": after[0],
+        "views_r1_before": before[1], "views_r1_after": after[1],
+    }
+
+    # Relevance floor: chosen on training-side consumer photos against the training-side gallery.
+    sel_types = np.array([g.article_type for g in sets.select_gallery])
+    sel_usable = [n for n, p in enumerate(sets.select_consumer) if p.label in accepted]
+    sel_scores = vectors["select_consumer"][sel_usable] @ vectors["select_gallery"].T
+    top_rows = sel_scores.argmax(axis=1)
+    top_scores = sel_scores.max(axis=1)
+    right = np.array([sel_types[r] in mapping.article_types[sets.select_consumer[n].label] for n, r in zip(sel_usable, top_rows, strict=True)])
+    floor = _floor(top_scores, right)
+    held_top = (consumer @ gallery.T).max(axis=1)
+    out["relevance_floor"] = {
+        "floor": floor,
+        "holdout_nothing_close_share": float((held_top < floor).mean()),
+        "holdout_top1_right_above": float(_top1_right(consumer, gallery, relevant)[held_top >= floor].mean()) if (held_top >= floor).any() else None,
+        "holdout_top1_right_below": float(_top1_right(consumer, gallery, relevant)[held_top < floor].mean()) if (held_top < floor).any() else None,
+    }
+    log(f"  {name}: views R@1 {out['views_r1']:.3f}, copies R@1 {out['copies_r1']:.3f}, consumer P@10 {out['consumer_p10']:.3f} "
+        f"-> {out['system']['consumer_p10']:.3f} with the system, top-8 share {out['system']['top8_share']:.3f}, "
+        f"category top-1 {out['system']['category_top1']:.3f}, instance R@1 {out['consumer_instance_r1']:.3f}, "
+        f"colour share {before[0]:.3f} -> {after[0]:.3f} (weight {weight}), floor {floor:.3f}")
+    return out
+
+
+def _top1_right(queries: np.ndarray, gallery: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    top = (queries @ gallery.T).argmax(axis=1)
+    return relevant[np.arange(len(top)), top]
+
+
+def _floor(scores: np.ndarray, right: np.ndarray, window: int = 50) -> float:
+    """The lowest top-1 cosine above which the top-1 is right at least half of the time
+    (over the ``window`` searches just above it)."""
+    order = np.argsort(scores)
+    s, r = scores[order], right[order].astype(float)
+    for i in range(0, max(len(s) - window, 0)):
+        if r[i : i + window].mean() >= 0.5:
+            return float(s[i])
+    return float(s[0]) if len(s) else 0.0
+
+
+def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -> dict:
+    started = time.perf_counter()
+    sets = sets_build(options, log)
+    mapping = datasets.label_mapping_load()
+    log("colour profiles (studio thumbnails and garment regions)")
+    colour = {
+        "gallery": _profiles_studio(sets.gallery),
+        "select_gallery": _profiles_studio(sets.select_gallery),
+        "views": _profiles_photo([p for _, p in sets.views]),
+        "select_views": _profiles_photo([p for _, p in sets.select_views]),
+    }
+    groups = {
+        "gallery": [g.path for g in sets.gallery],
+        "copies": [c.path for c in sets.copies],
+        "views": [p for _, p in sets.views],
+        "consumer": [p.path for p in sets.consumer],
+        "edits": sets.edits,
+        "select_gallery": [g.path for g in sets.select_gallery],
+        "select_views": [p for _, p in sets.select_views],
+        "select_consumer": [p.path for p in sets.select_consumer],
+    }
+    result: dict = {"command": options.command, "holdout_model": options.holdout_model, "machine": machine_info(), "models": {}}
+    for name in options.models:
+        vectors = _encode(name, groups, options.cache_dir, log)
+        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log)
+        if options.record and model_folder(name) is not None:
+            _record(name, result["models"][name], options, log)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    json_write(options.out_dir / "matching.json", result)
+    (options.out_dir / "matching.md").write_text(matching_markdown(result))
+    return result
+
+
+def _record(name: str, report: dict, options: MatchingOptions, log) -> None:
+    path = model_folder(name) / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["search"] = {
+        "colour_weight": report["colour"]["weight"],
+        "relevance_floor": round(report["relevance_floor"]["floor"], 4),
+        "chosen_by": options.command or "lab.evaluation.matching",
+    }
+    metadata.setdefault("metrics", {})[f"matching_{options.holdout_model}"] = {
+        k: report[k] for k in ("copies_r1", "views_r1", "consumer_p10", "plain_top8_share", "system", "consumer_instance_r1",
+                               "consumer_instance_auc", "colour", "relevance_floor")
+    }
+    path.write_text(json.dumps(metadata, indent=2, default=str))
+    log(f"  recorded the colour weight and floor of {name} in {path}")
+
+
+def summary_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "dim", "copies R@1", "views R@1", "consumer P@10", "P@10 with category", "top-8 same type",
+              "category top-1", "photos told apart R@1 / AUC", "colour share top-10 before → after", "floor"]
+    rows = []
+    for name, m in result["models"].items():
+        rows.append([
+            name, str(m["dim"]), f"{m['copies_r1']:.3f}", f"{m['views_r1']:.3f}", f"{m['consumer_p10']:.3f}",
+            f"{m['system']['consumer_p10']:.3f}", f"{m['system']['top8_share']:.3f}", f"{m['system']['category_top1']:.3f}",
+            f"{m['consumer_instance_r1']:.3f} / {m['consumer_instance_auc']:.3f}",
+            f"{m['colour']['top10_share_before']:.3f} → {m['colour']['top10_share_after']:.3f} (w {m['colour']['weight']})",
+            f"{m['relevance_floor']['floor']:.3f}",
+        ])
+    return header, rows
+
+
+def matching_markdown(result: dict) -> str:
+    header, rows = summary_rows(result)
+    lines = [f"# Matching quality on the hold-out of {result['holdout_model']}", "", f"Command: `{result.get('command')}`", "",
+             md_table(header, rows), ""]
+    for name, m in result["models"].items():
+        per_label = m["system"]["category_top1_per_label"]
+        lines += [f"Category top-1 per label, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in per_label.items()), ""]
+    return "\n".join(lines)
+
+
+def matching_text(result: dict) -> str:
+    header, rows = summary_rows(result)
+    return text_table(header, rows)

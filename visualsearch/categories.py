@@ -1,0 +1,134 @@
+"""What a shopper photographed, as the catalogue's categories: "Looks like: Dresses".
+
+Two sources, best first:
+
+* the active model's category classifier (``embedding/categories.py``; its labels are the
+  training catalogue's articleTypes), mapped onto this catalogue's categories by name;
+* for a model without one, or a catalogue whose categories the classifier does not know,
+  a vote of the photo's nearest products, weighted by similarity.
+
+A guess is used to narrow the search when it is confident (``auto_category``); a category
+too small to fill a page is widened to its parent, so "Dresses" with five products becomes
+its parent's shelf rather than a page of five.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import Count
+
+from shop.models import Category, Product
+from visualsearch.embedding import load_embedder
+from visualsearch.selectors import nearest_product_ids
+
+# Guesses shown to the shopper (the chip and its alternatives).
+GUESSES_SHOWN = 4
+# Alternatives below this probability are noise, not choices worth a chip.
+MIN_GUESS_PROBABILITY = 0.05
+# The nearest-products vote: how many neighbours, and how sharply similarity counts
+# (weights exp(cosine / T)).
+VOTE_NEIGHBOURS = 40
+VOTE_TEMPERATURE = 0.05
+# Without a trained threshold (the neighbour vote), restrict the search above this share.
+VOTE_AUTO_THRESHOLD = 0.6
+# A category with fewer active products than this is widened to its parent for the search:
+# a page of results should be a page.
+MIN_CATEGORY_PRODUCTS = 12
+
+
+@dataclass(frozen=True)
+class CategoryGuess:
+    category: Category
+    probability: float
+
+
+@dataclass(frozen=True)
+class CategoryDecision:
+    guesses: list[CategoryGuess]  # most likely first
+    source: str  # "classifier" or "neighbours"
+    threshold: float  # the probability above which the top guess narrows the search
+    applied: Category | None  # the category the search is narrowed to (the guess, or its parent)
+
+    @property
+    def top(self) -> CategoryGuess | None:
+        return self.guesses[0] if self.guesses else None
+
+
+def _leaf_categories_by_name() -> dict[str, list[Category]]:
+    """Categories that hold active products directly, by lower-cased name."""
+    held = Product.objects.filter(status=Product.Status.ACTIVE).values_list("category_id", flat=True).distinct()
+    out: dict[str, list[Category]] = defaultdict(list)
+    for category in Category.objects.filter(id__in=held).only("id", "name", "slug", "parent_id", "depth"):
+        out[category.name.lower()].append(category)
+    return out
+
+
+def _from_classifier(vector: np.ndarray, model_name: str) -> list[CategoryGuess]:
+    head = load_embedder(model_name).category_head
+    if head is None:
+        return []
+    by_name = _leaf_categories_by_name()
+    mass: dict[int, float] = defaultdict(float)
+    categories: dict[int, Category] = {}
+    for label, probability in head.top(vector, k=len(head.labels)):
+        matches = by_name.get(label.lower(), [])
+        for category in matches:  # one articleType filed under several parents: split its mass
+            mass[category.id] += probability / len(matches)
+            categories[category.id] = category
+    total = sum(mass.values())
+    if total < 0.5:  # the classifier's labels hardly exist here: another catalogue
+        return []
+    ranked = sorted(mass.items(), key=lambda item: -item[1])
+    return [CategoryGuess(categories[cid], p / total) for cid, p in ranked]
+
+
+def _from_neighbours(vector: np.ndarray, model_name: str) -> list[CategoryGuess]:
+    hits = nearest_product_ids(vector=vector, k=VOTE_NEIGHBOURS, model_name=model_name)
+    if not hits:
+        return []
+    category_of = dict(Product.objects.filter(id__in=[h[0] for h in hits]).values_list("id", "category_id"))
+    votes: dict[int, float] = defaultdict(float)
+    for product_id, _, score in hits:
+        votes[category_of[product_id]] += math.exp(score / VOTE_TEMPERATURE - 1 / VOTE_TEMPERATURE)
+    total = sum(votes.values())
+    categories = Category.objects.in_bulk(list(votes))
+    ranked = sorted(votes.items(), key=lambda item: -item[1])
+    return [CategoryGuess(categories[cid], weight / total) for cid, weight in ranked]
+
+
+def category_scope(category: Category, *, min_products: int = MIN_CATEGORY_PRODUCTS) -> Category:
+    """``category``, or its nearest ancestor holding at least ``min_products`` active products."""
+    counts = dict(
+        Product.objects.filter(status=Product.Status.ACTIVE).values_list("category_id").annotate(n=Count("id")).values_list("category_id", "n")
+    )
+    nodes = {c.id: c for c in Category.objects.only("id", "name", "slug", "parent_id", "depth")}
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for node in nodes.values():
+        children[node.parent_id].append(node.id)
+
+    def size(node_id: int) -> int:
+        return counts.get(node_id, 0) + sum(size(child) for child in children[node_id])
+
+    node = nodes.get(category.id, category)
+    while size(node.id) < min_products and node.parent_id in nodes:
+        node = nodes[node.parent_id]
+    return node
+
+
+def category_decide(*, vector: np.ndarray, model_name: str, auto: bool = True) -> CategoryDecision:
+    """Guess the photo's category; with ``auto``, the category to narrow the search to when
+    the guess is confident (None otherwise)."""
+    guesses, source = _from_classifier(vector, model_name), "classifier"
+    head = load_embedder(model_name).category_head
+    threshold = head.auto_threshold if head is not None else VOTE_AUTO_THRESHOLD
+    if not guesses:
+        guesses, source, threshold = _from_neighbours(vector, model_name), "neighbours", VOTE_AUTO_THRESHOLD
+    shown = [g for g in guesses[:GUESSES_SHOWN] if g.probability >= MIN_GUESS_PROBABILITY] or guesses[:1]
+    applied = None
+    if auto and shown and shown[0].probability >= threshold:
+        applied = category_scope(shown[0].category)
+    return CategoryDecision(guesses=shown, source=source, threshold=threshold, applied=applied)

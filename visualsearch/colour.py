@@ -1,0 +1,127 @@
+"""The colour of a garment, as a small histogram over named colours (numpy and Pillow only).
+
+The CNN embedding is deliberately tolerant of lighting and colour casts (it was trained on
+phone-like photos), so "a white T-shirt" also finds blue and red ones. This module gives the
+search a colour term:
+
+* a **query photo**'s garment colour: the pixels that differ from the background, which is
+  estimated from the photo's border (a bed, a floor, a wall), inside the box when there is one;
+* a **product**'s colour: the non-white pixels of its studio photo, from the 8x8 thumbnail of
+  the trimmed image that duplicate detection already stores (``ImageFingerprint.colour``), so
+  no extra pass over the catalogue is needed.
+
+Both become a soft histogram over :data:`PALETTE` (the catalogue's common ``baseColour``
+names), compared by histogram intersection (1 = the same colours in the same shares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Representative sRGB values of the catalogue's common baseColour names. Lightness decides
+# black / grey / white; hue and chroma the rest, so a few prototypes per name are enough.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "Black": (25, 25, 28),
+    "Grey": (128, 128, 130),
+    "White": (240, 240, 238),
+    "Navy Blue": (30, 40, 80),
+    "Blue": (45, 90, 170),
+    "Light Blue": (150, 190, 225),
+    "Red": (190, 30, 40),
+    "Maroon": (110, 25, 40),
+    "Pink": (235, 150, 175),
+    "Purple": (110, 60, 140),
+    "Green": (40, 130, 70),
+    "Olive": (110, 110, 50),
+    "Yellow": (235, 205, 60),
+    "Orange": (235, 120, 40),
+    "Brown": (110, 70, 45),
+    "Beige": (215, 195, 160),
+}
+NAMES = tuple(PALETTE)
+# Soft assignment: a pixel's weight for a prototype falls with exp(-d^2 / (2 s^2)) in Lab.
+SOFTNESS = 14.0
+# Query photos are read at this size: colour needs no detail, and it bounds the cost (~2 ms).
+QUERY_SIDE = 64
+# Pixels further than this (Lab) from the border's colour are the garment.
+FOREGROUND_DISTANCE = 20.0
+# Too few foreground pixels (a garment the colour of its background): use the centre instead.
+MIN_FOREGROUND = 0.08
+# Thumbnail pixels at or above this mean level are the studio background (detection.py's level).
+STUDIO_WHITE = 236
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(n, 3) sRGB 0..255 -> CIE Lab (D65)."""
+    c = rgb.astype(np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+_PALETTE_LAB = _srgb_to_lab(np.array(list(PALETTE.values())))
+
+
+@dataclass(frozen=True)
+class ColourProfile:
+    shares: np.ndarray  # (len(PALETTE),) sums to 1
+
+    @property
+    def dominant(self) -> str:
+        return NAMES[int(np.argmax(self.shares))]
+
+    def similarity(self, other: ColourProfile) -> float:
+        """Histogram intersection in [0, 1]."""
+        return float(np.minimum(self.shares, other.shares).sum())
+
+
+def profile_of_pixels(rgb: np.ndarray) -> ColourProfile | None:
+    """The soft palette histogram of (n, 3) sRGB pixels; None for no pixels."""
+    if len(rgb) == 0:
+        return None
+    lab = _srgb_to_lab(rgb.reshape(-1, 3))
+    d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
+    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
+    weights /= weights.sum(axis=1, keepdims=True)
+    shares = weights.sum(axis=0)
+    return ColourProfile(shares=shares / shares.sum())
+
+
+def garment_profile(image: Image.Image, box: tuple[int, int, int, int] | None = None) -> ColourProfile | None:
+    """The colours of the garment in a shopper's photo (inside ``box``, left/upper/right/lower)."""
+    region = image.convert("RGB")
+    if box is not None:
+        region = region.crop(box)
+    region = region.copy()
+    region.thumbnail((QUERY_SIDE, QUERY_SIDE))
+    pixels = np.asarray(region, dtype=np.uint8)
+    h, w, _ = pixels.shape
+    if h < 4 or w < 4:
+        return profile_of_pixels(pixels.reshape(-1, 3))
+    ring = max(1, min(h, w) // 10)
+    border = np.concatenate([pixels[:ring].reshape(-1, 3), pixels[-ring:].reshape(-1, 3),
+                             pixels[:, :ring].reshape(-1, 3), pixels[:, -ring:].reshape(-1, 3)])
+    background = np.median(_srgb_to_lab(border), axis=0)
+    lab = _srgb_to_lab(pixels.reshape(-1, 3))
+    foreground = np.linalg.norm(lab - background, axis=1) > FOREGROUND_DISTANCE
+    if foreground.mean() < MIN_FOREGROUND:
+        centre = np.zeros((h, w), dtype=bool)
+        centre[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
+        foreground = centre.reshape(-1)
+    return profile_of_pixels(pixels.reshape(-1, 3)[foreground])
+
+
+def studio_profile(colour_hex: str) -> ColourProfile | None:
+    """A product's colours from its stored fingerprint (``ImageFingerprint.colour``: the whole
+    and the trimmed 8x8 thumbnails, hex): the trimmed one's non-white pixels."""
+    if len(colour_hex) % 2 or len(colour_hex) < 2 * 8 * 8 * 3 * 2:
+        return None
+    half = len(colour_hex) // 2
+    pixels = np.frombuffer(bytes.fromhex(colour_hex[half:]), dtype=np.uint8).reshape(-1, 3)
+    content = pixels[pixels.mean(axis=1) < STUDIO_WHITE]
+    return profile_of_pixels(content if len(content) >= 4 else pixels)
