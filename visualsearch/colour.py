@@ -54,7 +54,7 @@ MIN_FOREGROUND = 0.08
 STUDIO_WHITE = 236
 
 
-def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(n, 3) sRGB 0..255 -> CIE Lab (D65)."""
     c = rgb.astype(np.float64) / 255.0
     c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
@@ -64,7 +64,7 @@ def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
-_PALETTE_LAB = _srgb_to_lab(np.array(list(PALETTE.values())))
+_PALETTE_LAB = srgb_to_lab(np.array(list(PALETTE.values())))
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def profile_of_pixels(rgb: np.ndarray) -> ColourProfile | None:
     """The soft palette histogram of (n, 3) sRGB pixels; None for no pixels."""
     if len(rgb) == 0:
         return None
-    lab = _srgb_to_lab(rgb.reshape(-1, 3))
+    lab = srgb_to_lab(rgb.reshape(-1, 3))
     d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
     weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
     weights /= weights.sum(axis=1, keepdims=True)
@@ -106,8 +106,8 @@ def garment_profile(image: Image.Image, box: tuple[int, int, int, int] | None = 
     ring = max(1, min(h, w) // 10)
     border = np.concatenate([pixels[:ring].reshape(-1, 3), pixels[-ring:].reshape(-1, 3),
                              pixels[:, :ring].reshape(-1, 3), pixels[:, -ring:].reshape(-1, 3)])
-    background = np.median(_srgb_to_lab(border), axis=0)
-    lab = _srgb_to_lab(pixels.reshape(-1, 3))
+    background = np.median(srgb_to_lab(border), axis=0)
+    lab = srgb_to_lab(pixels.reshape(-1, 3))
     foreground = np.linalg.norm(lab - background, axis=1) > FOREGROUND_DISTANCE
     if foreground.mean() < MIN_FOREGROUND:
         centre = np.zeros((h, w), dtype=bool)

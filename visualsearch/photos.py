@@ -13,7 +13,11 @@ from shop.filters import ProductFilters
 from visualsearch.categories import CategoryDecision, category_decide
 from visualsearch.colour import ColourProfile, garment_profile
 from visualsearch.embedding import load_embedder, model_metadata
-from visualsearch.selectors import ProductMatch, active_model_name, product_search_by_vector
+from visualsearch.selectors import (
+    ProductMatch,
+    active_model_name,
+    product_search_by_vector,
+)
 
 # Defaults for a model whose metadata.json carries no measured "search" settings (the lab's
 # evaluate_matching writes them for the models it measures; docs/benchmarks.md):

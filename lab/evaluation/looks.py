@@ -1,0 +1,269 @@
+"""Shop the look, measured (``manage.py evaluate_looks``): does garment localisation find each
+garment of a multi-garment photo, and does searching with its region find the product?
+
+Two sets, built from the shared data and seeded:
+
+* **composites**: 2-4 catalogue garments (cut out of their white studio background) and
+  sometimes a consumer photo, pasted without overlap onto a real background (a strip of a
+  consumer photo's own bed, floor or wall, stretched), with the true boxes known. The
+  catalogue garments are held-out products of the model (``--holdout``), so each one is in
+  the gallery and the search can be scored: R@1 / R@10 of the pasted product with the
+  automatic region, with the true box, and with the whole photo;
+* **people**: catalogue photos in which mediapipe sees a person (a face and hips visible):
+  the product's own garment type must come back as a region (a "top" for Topwear, a "bottom"
+  for Bottomwear, ...), and that region's predicted category should be the product's.
+
+Plus single-garment consumer photos (held-out contributors): category P@10 with the
+automatic region against the whole photo (it must not get worse), and the CPU latency of
+localisation plus embedding every region for a 1,200-px photo.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lab import datasets
+from lab.evaluation.quality import holdout_split
+from lab.metrics import percentiles
+from lab.reports import json_write, machine_info, md_table, text_table
+from visualsearch.embedding import load_embedder
+from visualsearch.garments import GarmentRegion, iou, locate_garments
+
+# The garment kind a catalogue subCategory is expected to come back as.
+KIND_OF_SUB = {
+    "Topwear": "top", "Bottomwear": "bottom", "Dress": "full_body", "Shoes": "shoes", "Flip Flops": "shoes",
+    "Sandal": "shoes", "Headwear": "headwear", "Bags": "bag", "Innerwear": "top", "Loungewear and Nightwear": "full_body",
+}
+COMPOSITE_SUBS = ("Topwear", "Bottomwear", "Shoes", "Bags", "Dress", "Headwear", "Flip Flops", "Sandal")
+CANVAS = (900, 1200)  # portrait, like a phone photo
+WHITE = 232
+IOU_HIT = 0.5
+
+
+@dataclass
+class Composite:
+    image: Image.Image
+    boxes: list[tuple[int, int, int, int]]
+    kinds: list[str]  # the true garment kind of each box ("consumer" for a pasted consumer photo)
+    product_ids: list[str | None]  # catalogue id of each pasted product (None: a consumer photo)
+
+
+@dataclass
+class LooksOptions:
+    model: str
+    holdout_model: str
+    composites: int = 200
+    people: int = 300
+    consumer: int = 300
+    latency_photos: int = 40
+    seed: int = 0
+    out_dir: Path = Path("reports")
+    command: str | None = None
+    catalog_dir: Path = datasets.CATALOG_DIR
+    consumer_dir: Path = datasets.CONSUMER_DIR
+
+
+def _cutout(path: Path) -> Image.Image:
+    """A studio photo as RGBA with its white background transparent, cropped to the garment."""
+    rgb = Image.open(path).convert("RGB")
+    rgb = rgb.resize((rgb.width, int(rgb.height * 4 / 3)))  # the catalogue photos were squashed to 1:1
+    pixels = np.asarray(rgb)
+    alpha = np.where((pixels >= WHITE).all(axis=2), 0, 255).astype(np.uint8)
+    out = rgb.copy()
+    out.putalpha(Image.fromarray(alpha))
+    box = out.getbbox() if alpha.any() else None
+    return out.crop(box) if box else out
+
+
+def _background(photo: Path, rng: random.Random) -> Image.Image:
+    """A real surface: a strip along one edge of a consumer photo (bed, floor, wall), stretched."""
+    image = Image.open(photo).convert("RGB")
+    w, h = image.size
+    strip = rng.choice([(0, 0, w, h // 6), (0, h - h // 6, w, h), (0, 0, w // 6, h), (w - w // 6, 0, w, h)])
+    return image.crop(strip).resize(CANVAS, Image.Resampling.BICUBIC)
+
+
+def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem], photos: list[datasets.ConsumerPhoto]) -> list[Composite]:
+    rng = random.Random(options.seed)
+    by_sub: dict[str, list[datasets.CatalogItem]] = defaultdict(list)
+    for item in gallery:
+        if item.sub_category in COMPOSITE_SUBS:
+            by_sub[item.sub_category].append(item)
+    subs = [s for s in COMPOSITE_SUBS if by_sub[s]]
+    out = []
+    for _ in range(options.composites):
+        canvas = _background(rng.choice(photos).path, rng)
+        n = rng.randint(2, 4)
+        chosen_subs = rng.sample(subs, min(n, len(subs)))
+        # Cells of a 2x2 grid, jittered: garments never overlap (boxes are then unambiguous).
+        cells = rng.sample([(0, 0), (1, 0), (0, 1), (1, 1)], len(chosen_subs))
+        boxes, kinds, ids = [], [], []
+        for (cx, cy), sub in zip(cells, chosen_subs, strict=True):
+            cell_w, cell_h = CANVAS[0] // 2, CANVAS[1] // 2
+            if rng.random() < 0.15 and photos:  # a consumer photo of a garment, as a rectangle
+                piece = Image.open(rng.choice(photos).path).convert("RGBA")
+                kind, pid = "consumer", None
+            else:
+                item = rng.choice(by_sub[sub])
+                piece, kind, pid = _cutout(item.path), KIND_OF_SUB.get(sub, "item"), item.id
+            scale = rng.uniform(0.6, 0.9) * min(cell_w / piece.width, cell_h / piece.height)
+            piece = piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
+            x = cx * cell_w + rng.randint(0, max(0, cell_w - piece.width))
+            y = cy * cell_h + rng.randint(0, max(0, cell_h - piece.height))
+            canvas.paste(piece, (x, y), piece)
+            boxes.append((x, y, x + piece.width, y + piece.height))
+            kinds.append(kind)
+            ids.append(pid)
+        out.append(Composite(image=canvas, boxes=boxes, kinds=kinds, product_ids=ids))
+    return out
+
+
+def _best_region(regions: list[GarmentRegion], box) -> tuple[GarmentRegion | None, float]:
+    scored = [(r, iou(r.box, box)) for r in regions]
+    return max(scored, key=lambda s: s[1], default=(None, 0.0))
+
+
+def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict:
+    started = time.perf_counter()
+    split = holdout_split(options.holdout_model)
+    catalogue = datasets.catalog_read(options.catalog_dir)
+    held = split.product_holdout([i.id for i in catalogue], options.catalog_dir)
+    gallery = [i for i in catalogue if i.id in held]
+    photos = [p for p in datasets.consumer_read(options.consumer_dir) if split.consumer_is_holdout(p.sender_id, p.id)]
+    embedder = load_embedder(options.model)
+    log(f"gallery: {len(gallery):,} held-out products of {options.holdout_model}; embedding them with {options.model}")
+    gallery_vectors = embedder.embed([Image.open(i.path) for i in gallery])
+    row_of = {item.id: n for n, item in enumerate(gallery)}
+    result: dict = {"command": options.command, "model": options.model, "holdout_model": options.holdout_model,
+                    "machine": machine_info()}
+
+    # Composites: localisation, then retrieval per pasted product.
+    comps = composites_build(options, gallery, photos)
+    found: dict[str, list[bool]] = defaultdict(list)
+    predicted = correct_predictions = 0
+    ranks = {"auto": [], "true_box": [], "whole": []}
+    for comp in comps:
+        regions = locate_garments(comp.image)
+        predicted += len(regions)
+        matched = set()
+        for box, kind, pid in zip(comp.boxes, comp.kinds, comp.product_ids, strict=True):
+            region, overlap = _best_region(regions, box)
+            found[kind].append(overlap >= IOU_HIT)
+            if overlap >= IOU_HIT:
+                matched.add(region)
+            if pid is None:
+                continue
+            crops = {"true_box": comp.image.crop(box), "whole": comp.image}
+            crops["auto"] = comp.image.crop(region.box) if region is not None and overlap > 0 else comp.image
+            vectors = embedder.embed(list(crops.values()))
+            for (name, _), vector in zip(crops.items(), vectors, strict=True):
+                order = np.argsort(-(gallery_vectors @ vector))
+                ranks[name].append(int(np.flatnonzero(order == row_of[pid])[0]))
+        correct_predictions += len(matched)
+    result["composites"] = {
+        "photos": len(comps),
+        "recall_by_kind": {k: {"n": len(v), "recall": float(np.mean(v))} for k, v in sorted(found.items())},
+        "recall_all": float(np.mean([x for v in found.values() for x in v])),
+        "precision": correct_predictions / predicted if predicted else None,
+        "retrieval": {name: {"r1": float(np.mean(np.array(r) < 1)), "r10": float(np.mean(np.array(r) < 10)), "n": len(r)}
+                      for name, r in ranks.items()},
+    }
+    log(f"composites: {result['composites']}")
+
+    # People in catalogue photos: is the product's own garment a region?
+    people = []
+    rng = random.Random(options.seed)
+    for item in rng.sample(catalogue, len(catalogue)):
+        if len(people) >= options.people:
+            break
+        if item.sub_category not in KIND_OF_SUB:
+            continue
+        image = Image.open(item.path).convert("RGB")
+        image = image.resize((image.width, int(image.height * 4 / 3)))
+        regions = locate_garments(image)
+        if any(r.kind in ("top", "bottom", "full_body") for r in regions) and len({r.kind for r in regions}) >= 2:
+            people.append((item, regions))
+    own = [KIND_OF_SUB[item.sub_category] in {r.kind for r in regions} for item, regions in people]
+    per_sub: dict[str, list[bool]] = defaultdict(list)
+    for (item, _), hit in zip(people, own, strict=True):
+        per_sub[item.sub_category].append(hit)
+    result["people"] = {
+        "photos": len(people),
+        "own_garment_found": float(np.mean(own)) if own else None,
+        "by_sub_category": {k: {"n": len(v), "found": float(np.mean(v))} for k, v in sorted(per_sub.items())},
+    }
+    log(f"people: {result['people']}")
+
+    # Single-garment consumer photos: category P@10 with the automatic region vs the whole photo.
+    mapping = datasets.label_mapping_load()
+    types = np.array([g.article_type for g in gallery])
+    sample = [p for p in random.Random(options.seed).sample(photos, min(options.consumer, len(photos))) if p.label in mapping.article_types]
+    p10 = {"whole": [], "auto": []}
+    for photo in sample:
+        image = Image.open(photo.path).convert("RGB")
+        regions = locate_garments(image)
+        crops = [image, image.crop(regions[0].box) if regions else image]
+        for name, vector in zip(("whole", "auto"), embedder.embed(crops), strict=True):
+            top = np.argsort(-(gallery_vectors @ vector))[:10]
+            p10[name].append(float(np.isin(types[top], mapping.article_types[photo.label]).mean()))
+    result["single_garment"] = {"photos": len(sample), "p10_whole": float(np.mean(p10["whole"])), "p10_auto": float(np.mean(p10["auto"]))}
+    log(f"single-garment consumer photos: {result['single_garment']}")
+
+    # Latency on a 1,200-px photo: localisation + embedding every region (and the whole photo).
+    times_locate, times_total = [], []
+    for comp in comps[: options.latency_photos]:
+        t0 = time.perf_counter()
+        regions = locate_garments(comp.image)
+        t1 = time.perf_counter()
+        embedder.embed([comp.image] + [comp.image.crop(r.box) for r in regions])
+        times_locate.append((t1 - t0) * 1000)
+        times_total.append((time.perf_counter() - t0) * 1000)
+    result["latency_ms"] = {"locate": percentiles(times_locate, (50, 95)), "locate_and_embed": percentiles(times_total, (50, 95)),
+                            "photo_size": list(CANVAS)}
+    log(f"latency: {result['latency_ms']}")
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    json_write(options.out_dir / "looks.json", result)
+    (options.out_dir / "looks.md").write_text(looks_markdown(result))
+    return result
+
+
+def looks_rows(result: dict) -> list[tuple[list[str], list[list[str]]]]:
+    c = result["composites"]
+    tables = [(["garment kind", "boxes", "recall at IoU ≥ 0.5"],
+               [[k, str(v["n"]), f"{v['recall']:.3f}"] for k, v in c["recall_by_kind"].items()]
+               + [["all", str(sum(v["n"] for v in c["recall_by_kind"].values())), f"{c['recall_all']:.3f}"],
+                  ["precision of the regions", "", f"{c['precision']:.3f}" if c["precision"] is not None else "–"]])]
+    tables.append((["query region", "R@1", "R@10", "pasted products"],
+                   [[k, f"{v['r1']:.3f}", f"{v['r10']:.3f}", str(v["n"])] for k, v in c["retrieval"].items()]))
+    s = result["single_garment"]
+    tables.append((["single-garment consumer photos", "category P@10"],
+                   [["whole photo", f"{s['p10_whole']:.3f}"], ["automatic region", f"{s['p10_auto']:.3f}"]]))
+    lat = result["latency_ms"]
+    tables.append((["CPU latency, 1,200-px photo", "p50 ms", "p95 ms"],
+                   [["localisation", f"{lat['locate']['p50']:.0f}", f"{lat['locate']['p95']:.0f}"],
+                    ["localisation + embedding every region", f"{lat['locate_and_embed']['p50']:.0f}", f"{lat['locate_and_embed']['p95']:.0f}"]]))
+    return tables
+
+
+def looks_markdown(result: dict) -> str:
+    lines = [f"# Shop the look on the hold-out of {result['holdout_model']} ({result['model']})", "",
+             f"Command: `{result.get('command')}`", ""]
+    for header, rows in looks_rows(result):
+        lines += [md_table(header, rows), ""]
+    p = result["people"]
+    lines.append(f"People in catalogue photos: {p['photos']} photos; the product's own garment came back as a region in "
+                 f"{p['own_garment_found']:.3f} of them." if p["own_garment_found"] is not None else "People: none found.")
+    return "\n".join(lines) + "\n"
+
+
+def looks_text(result: dict) -> str:
+    return "\n\n".join(text_table(header, rows) for header, rows in looks_rows(result))

