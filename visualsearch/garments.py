@@ -35,6 +35,9 @@ POSE_SIDE = 512
 # silhouette under it (MIN_SILHOUETTE) and legs need their own landmarks.
 MIN_VISIBILITY = 0.6
 MIN_SILHOUETTE = 0.25
+# A person's shoulders-to-hips span is at least this share of the photo's height; the pose
+# model also "sees" tiny people in shoes and prints.
+MIN_TORSO = 0.12
 # Pad each landmark box by this share of the torso height: sleeves, hems and shoe tips
 # reach past the joints.
 PAD = 0.18
@@ -43,6 +46,8 @@ PAD = 0.18
 # is a crease or a shadow, not an item.
 ITEM_SIDE = 160
 ITEM_FOREGROUND_DISTANCE = 22.0
+# Colours of the border's background model (k-means): a plain sheet is one, a print two or three.
+BORDER_COLOURS = 3
 MIN_ITEM_AREA = 0.03
 MAX_ITEMS = 4
 # Regions overlapping more than this (IoU) are one garment seen twice.
@@ -118,7 +123,9 @@ def _pose_regions(image: Image.Image) -> list[GarmentRegion]:
     shoulders, hips = points(L_SHOULDER, R_SHOULDER), points(L_HIP, R_HIP)
     if len(shoulders) < 2 or len(hips) < 1:
         return []
-    torso = max(abs(np.mean([p[1] for p in hips]) - np.mean([p[1] for p in shoulders])), 0.05 * height)
+    torso = abs(np.mean([p[1] for p in hips]) - np.mean([p[1] for p in shoulders]))
+    if torso < MIN_TORSO * height:
+        return []  # a "person" this small is the pose model seeing a figure in a shoe or a print
     pad = PAD * torso
 
     def box(pts: list[tuple[float, float]], *, extra_x: float = 0.0, extra_up: float = 0.0, extra_down: float = 0.0):
@@ -160,6 +167,21 @@ def _lab(pixels: np.ndarray) -> np.ndarray:
     return srgb_to_lab(pixels.reshape(-1, 3)).reshape(pixels.shape)
 
 
+def _border_colours(lab: np.ndarray, k: int = BORDER_COLOURS, rounds: int = 8) -> np.ndarray:
+    """A few colours that describe the border (a patterned bedspread is two or three), by
+    k-means in Lab from evenly spaced seeds; clusters holding under 10% of the border are noise."""
+    order = np.argsort(lab[:, 0], kind="stable")
+    centres = lab[order[np.linspace(0, len(lab) - 1, k).astype(int)]].copy()
+    for _ in range(rounds):
+        nearest = np.argmin(((lab[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2), axis=1)
+        for c in range(k):
+            members = lab[nearest == c]
+            if len(members):
+                centres[c] = members.mean(axis=0)
+    share = np.bincount(nearest, minlength=k) / len(lab)
+    return centres[share >= 0.1]
+
+
 def _component_regions(image: Image.Image) -> list[GarmentRegion]:
     """Items laid flat: connected foreground components, largest first."""
     width, height = image.size
@@ -171,8 +193,9 @@ def _component_regions(image: Image.Image) -> list[GarmentRegion]:
     border = np.concatenate([pixels[:ring].reshape(-1, 3), pixels[-ring:].reshape(-1, 3),
                              pixels[:, :ring].reshape(-1, 3), pixels[:, -ring:].reshape(-1, 3)])
     lab = _lab(pixels)
-    background = np.median(_lab(border), axis=0)
-    foreground = np.linalg.norm(lab - background, axis=2) > ITEM_FOREGROUND_DISTANCE
+    centres = _border_colours(_lab(border).reshape(-1, 3))
+    distance = np.min(np.linalg.norm(lab[:, :, None, :] - centres[None, None, :, :], axis=3), axis=2)
+    foreground = distance > ITEM_FOREGROUND_DISTANCE
     import cv2  # here, not at the top: opencv costs web processes ~0.3 s and 60 MB at start
 
     foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -201,11 +224,23 @@ def _merge(regions: list[GarmentRegion]) -> list[GarmentRegion]:
 
 def locate_garments(image: Image.Image) -> list[GarmentRegion]:
     """The garments in an upright RGB photo, most certain first; [] when nothing stands out
-    (then the whole photo is the item)."""
-    regions = _pose_regions(image)
-    if not regions:
-        regions = _component_regions(image)
-        # One item filling the photo is the photo: no region needed.
-        if len(regions) == 1 and regions[0].area > 0.85 * image.size[0] * image.size[1]:
-            return []
-    return _merge(regions)
+    (then the whole photo is the item).
+
+    A person's garments come from the pose; items lying beside the person (a bag, shoes on
+    the floor) from the foreground components that the person's regions do not cover.
+    """
+    worn = _pose_regions(image)
+    items = _component_regions(image)
+    if worn:
+        person = (min(r.box[0] for r in worn), min(r.box[1] for r in worn), max(r.box[2] for r in worn), max(r.box[3] for r in worn))
+        items = [r for r in items if _covered_by(r.box, person) < 0.5]
+    elif len(items) == 1 and items[0].area > 0.85 * image.size[0] * image.size[1]:
+        return []  # one item filling the photo is the photo: no region needed
+    return _merge(worn + items)
+
+
+def _covered_by(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> float:
+    """The share of ``box`` inside ``other``."""
+    inter = max(0, min(box[2], other[2]) - max(box[0], other[0])) * max(0, min(box[3], other[3]) - max(box[1], other[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return inter / area if area > 0 else 0.0

@@ -84,11 +84,23 @@ def _cutout(path: Path) -> Image.Image:
 
 
 def _background(photo: Path, rng: random.Random) -> Image.Image:
-    """A real surface: a strip along one edge of a consumer photo (bed, floor, wall), stretched."""
+    """A real surface: a corner patch of a consumer photo (its bed, floor or wall), tiled with
+    mirroring at its own scale over the canvas."""
     image = Image.open(photo).convert("RGB")
     w, h = image.size
-    strip = rng.choice([(0, 0, w, h // 6), (0, h - h // 6, w, h), (0, 0, w // 6, h), (w - w // 6, 0, w, h)])
-    return image.crop(strip).resize(CANVAS, Image.Resampling.BICUBIC)
+    side = max(16, min(w, h) // 5)
+    x, y = rng.choice([(0, 0), (w - side, 0), (0, h - side), (w - side, h - side)])
+    patch = image.crop((x, y, x + side, y + side)).resize((150, 150), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", CANVAS)
+    for ty in range(0, CANVAS[1], 150):
+        for tx in range(0, CANVAS[0], 150):
+            tile = patch
+            if (tx // 150) % 2:
+                tile = tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if (ty // 150) % 2:
+                tile = tile.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+            canvas.paste(tile, (tx, ty))
+    return canvas
 
 
 def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem], photos: list[datasets.ConsumerPhoto]) -> list[Composite]:
