@@ -47,6 +47,8 @@ LAYERS: list[tuple[str, int]] = [
     ("visualsearch.services", 3),
     ("visualsearch.photos", 3),
     ("visualsearch.categories", 3),
+    ("visualsearch.looks", 4),  # kept photo searches, above the search they run
+    ("visualsearch.garments", 1),  # pure localisation (mediapipe, numpy), no Django
     ("visualsearch.duplicates", 4),
     ("visualsearch.tasks", 5),
     ("visualsearch.pipeline", 5),

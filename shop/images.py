@@ -106,6 +106,10 @@ def max_image_pixels() -> int:
     return int(settings.SHOP_MAX_IMAGE_PIXELS)
 
 
+def max_search_photo_pixels() -> int:
+    return int(settings.SHOP_MAX_SEARCH_PHOTO_PIXELS)
+
+
 def upload_request_max_bytes() -> int:
     """The largest request body an upload view reads: the photo plus 1 MB for the rest of the form."""
     return max_upload_bytes() + 1024 * 1024
@@ -202,7 +206,9 @@ def _open(data: bytes, fmt: str) -> Image.Image:
         raise ImageRejected(NOT_READABLE) from exc
 
 
-def _inspect(data: bytes, *, name: str | None, content_type: str | None) -> tuple[CheckedImage, Image.Image]:
+def _inspect(
+    data: bytes, *, name: str | None, content_type: str | None, max_side: int | None = None
+) -> tuple[CheckedImage, Image.Image]:
     if not data:
         raise ImageRejected("The file is empty.")
     if len(data) > max_upload_bytes():
@@ -219,7 +225,11 @@ def _inspect(data: bytes, *, name: str | None, content_type: str | None) -> tupl
         width, height = image.size
         if width < 1 or height < 1:
             raise ImageRejected(NOT_READABLE)
-        if width * height > max_image_pixels():
+        if max_side and fmt == "JPEG" and width * height <= max_search_photo_pixels():
+            # JPEG decodes at 1/2, 1/4 or 1/8 scale for the cost of that size: a 64 MP phone
+            # photo is read as 1,000 x 1,000 and never held in full.
+            image.draft("RGB", (max_side, max_side))
+        elif width * height > max_image_pixels():
             raise _too_many_pixels(width, height)
         frames = int(getattr(image, "n_frames", 1) or 1)
         if frames > 1:
@@ -277,14 +287,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def image_decode_rgb(
-    data: bytes, *, name: str | None = None, content_type: str | None = None
+    data: bytes, *, name: str | None = None, content_type: str | None = None, max_side: int | None = None
 ) -> tuple[CheckedImage, Image.Image]:
     """``image_check`` plus the picture itself: the first frame, upright, 8-bit RGB.
 
+    With ``max_side`` (photo searches, which never store the photo at full size) a JPEG is
+    decoded at the smallest 1/2^n scale still at least that long, and may claim up to
+    ``SHOP_MAX_SEARCH_PHOTO_PIXELS`` in its header; other formats keep the usual cap.
     The returned image carries no EXIF (its orientation is already applied), so nothing
     downstream rotates it twice.
     """
-    checked, image = _inspect(data, name=name, content_type=content_type)
+    checked, image = _inspect(data, name=name, content_type=content_type, max_side=max_side)
     try:
         rgb = _to_rgb(_upright(image))
     except Exception as exc:

@@ -15,9 +15,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop import images as shop_images
+from visualsearch import looks
 from visualsearch.forms import photo_upload_handlers, request_too_large
-from visualsearch.photos import BadBox, product_search_by_photo
-from visualsearch.serializers import ImageSearchSerializer, ProductMatchListSerializer, product_matches_data
+from visualsearch.photos import BadBox
+from visualsearch.serializers import (
+    ImageSearchResponseSerializer,
+    ImageSearchSerializer,
+    image_search_data,
+)
 from visualsearch.throttles import ScopedThrottle
 
 BAD_REQUEST = OpenApiResponse(
@@ -66,21 +71,37 @@ class ImageSearchApi(APIView):
 
     @extend_schema(
         operation_id="search_by_image",
-        summary="Products that look like a photo",
+        summary="Find the garments in a photo and the products that look like each",
         description=(
-            "Upload a photo (optionally with a box `x, y, w, h` around one garment, in pixels of the "
-            "upright photo) and get the `k` most similar active products, best first. `score` is the "
-            "cosine similarity of the image embeddings (1.0 for an identical picture)."
+            "Upload a photo. The garments in it are found (a top, a bottom, a dress, shoes, a hat ...; on a "
+            "flat-lay or a single item, the item itself), each is searched on its own, and `items` lists them "
+            "with their box, their likeliest categories and the `k` most similar active products, best first. "
+            "The whole photo is item 0. A box `x, y, w, h` (pixels of the upright photo) searches that box "
+            "only. When an item's category is predicted with confidence its search is narrowed to it "
+            "(`category_applied`); send `category` to choose, or `auto_category=false` to search every "
+            "category. `score` is the cosine similarity of the image embeddings (1.0 for an identical "
+            "picture); results below the model's relevance floor are left out (`nothing_close`). Listings "
+            "of the same photo come as one result (`also_listed`). The search is kept for a day at "
+            "`search_url`, where a shopper can move boxes and change filters."
         ),
         request={"multipart/form-data": ImageSearchSerializer},
-        responses={200: ProductMatchListSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 429: THROTTLED},
+        responses={200: ImageSearchResponseSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 429: THROTTLED},
         tags=["search"],
     )
     def post(self, request: Request) -> Response:
         serializer = ImageSearchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            matches = product_search_by_photo(**serializer.search_arguments())
-        except BadBox as exc:
-            raise ValidationError({"box": [str(exc)]}) from exc
-        return Response(product_matches_data(matches, request=request))
+        args = serializer.search_arguments()
+        uploaded = args["photo"]
+        search = looks.look_create(photo=uploaded.image, locate=args["detect"] and args["box"] is None)
+        common = {"search": search, "k": args["k"], "filters": args["filters"], "auto_category": args["auto_category"]}
+        if args["box"] is not None:
+            try:
+                answers = [looks.look_results(box=uploaded.scale_box(args["box"], search.width), **common)]
+            except BadBox as exc:
+                raise ValidationError({"box": [str(exc)]}) from exc
+        else:
+            order = [looks.look_default_item(search)] + [n for n in range(len(search.items)) if n != looks.look_default_item(search)]
+            answers = [looks.look_results(item=n, **common) for n in order]
+        scale = uploaded.original_size[0] / search.width
+        return Response(image_search_data(search=search, answers=answers, scale=scale, request=request))

@@ -8,7 +8,6 @@ they share live here (reading the photo from memory, the all-or-none box) and in
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import InMemoryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.core.validators import MaxValueValidator
 from django.http import HttpRequest
 from PIL import Image
 
@@ -27,9 +27,6 @@ from visualsearch.photos import Box
 
 BOX_FIELDS = ("x", "y", "w", "h")
 HALF_A_BOX = "Give all four of x, y, w and h for the box, or none of them."
-# The results page shows the shopper's photo back to them inline (it is never stored):
-# this long side keeps the page light while staying sharp beside the results.
-PREVIEW_MAX_SIDE = 720
 
 
 # Uploads ------------------------------------------------------------------------------
@@ -93,20 +90,41 @@ def request_too_large(request: HttpRequest) -> bool:
     return length > shop_images.upload_request_max_bytes()
 
 
-def photo_open(upload: UploadedFile) -> Image.Image:
+# Photo searches decode JPEGs at a reduced scale (draft mode) no smaller than this: more
+# than the kept photo (PhotoSearch.STORED_SIDE) and the CNN (224 px) need.
+SEARCH_DECODE_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class UploadedPhoto:
+    image: Image.Image  # upright 8-bit RGB, perhaps decoded at a reduced scale
+    original_size: tuple[int, int]  # the upright photo's size as uploaded (what a box was drawn on)
+
+    def scale_box(self, box: Box | None, to_width: int) -> Box | None:
+        """``box`` (pixels of the photo as uploaded) in pixels of a copy ``to_width`` wide."""
+        if box is None:
+            return None
+        factor = to_width / self.original_size[0]
+        return Box(x=round(box.x * factor), y=round(box.y * factor), w=max(1, round(box.w * factor)), h=max(1, round(box.h * factor)))
+
+
+def photo_open(upload: UploadedFile) -> UploadedPhoto:
     """The uploaded photo decoded from memory, upright, as 8-bit RGB; or ImageRejected.
 
     ``shop.images`` decides: empty, oversized, non-image, truncated, bomb and unsupported
     files are refused before or during the one decode. Only the content counts here: the
-    photo is never stored and its name never used, and browsers' names for photos dragged
-    from other sites often lie (CDNs serve WebP under ``.jpg`` URLs); catalogue uploads, which
-    are stored, must also be named for what they hold. The photo is turned upright (EXIF
-    orientation) so that the box, drawn over the upright preview in the browser, lands on
-    the same pixels.
+    upload itself is never stored and its name never used, and browsers' names for photos
+    dragged from other sites often lie (CDNs serve WebP under ``.jpg`` URLs); catalogue
+    uploads, which are stored, must also be named for what they hold. The photo is turned
+    upright (EXIF orientation) so that a box drawn over the upright preview in the browser
+    lands on the same pixels.
     """
     upload.seek(0)
-    _, image = image_decode_rgb(upload.read())
-    return image
+    checked, image = image_decode_rgb(upload.read(), max_side=SEARCH_DECODE_SIDE)
+    width, height = checked.width, checked.height
+    if (image.width > image.height) != (width > height) and width != height:
+        width, height = height, width  # EXIF turned it a quarter
+    return UploadedPhoto(image=image, original_size=(width, height))
 
 
 def box_from(values: Mapping[str, int | None]) -> Box | None:
@@ -121,24 +139,6 @@ def box_from(values: Mapping[str, int | None]) -> Box | None:
 
 
 # The storefront form --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PhotoPreview:
-    """The shopper's photo, shown back inline, with the box as percentages of its size."""
-
-    data_url: str
-    width: int
-    height: int
-    box: dict[str, float] | None  # left, top, width, height in % of the photo
-
-
-def preview_data_url(image: Image.Image, *, max_side: int = PREVIEW_MAX_SIDE) -> str:
-    thumb = image.copy()
-    thumb.thumbnail((max_side, max_side))
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="JPEG", quality=82, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class ShopTheLookForm(ProductFilterFields):
@@ -194,26 +194,39 @@ class ShopTheLookForm(ProductFilterFields):
             self.add_error(None, "The box is not valid; draw it again.")
         return cleaned
 
-    def search_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``product_search_by_photo`` (valid forms only), less ``k``."""
-        data = self.cleaned_data
-        return {"image": data["photo"], "box": data.get("box"), "filters": self.filters()}
 
-    def photo_preview(self) -> PhotoPreview | None:
-        """The decoded photo and its box for the page, when the photo itself was valid."""
-        photo: Image.Image | None = getattr(self, "cleaned_data", {}).get("photo")
-        if photo is None:
-            return None
-        width, height = photo.size
-        box: Box | None = self.cleaned_data.get("box")
-        crop = box.clamp_to(width, height) if box else None
-        box_percent = None
-        if crop is not None:
-            left, upper, right, lower = crop
-            box_percent = {
-                "left": round(100 * left / width, 3),
-                "top": round(100 * upper / height, 3),
-                "width": round(100 * (right - left) / width, 3),
-                "height": round(100 * (lower - upper) / height, 3),
-            }
-        return PhotoPreview(data_url=preview_data_url(photo), width=width, height=height, box=box_percent)
+    def filter_query(self) -> dict[str, Any]:
+        """The filters chosen with the upload, as the query string of the search's page."""
+        data = self.cleaned_data
+        return {name: data.get(name) for name in ("category", "gender", "min_price", "max_price")}
+
+
+class LookForm(ProductFilterFields):
+    """The query string of a kept search's page: which garment (``item``) or which box, the
+    filters, and ``auto=0`` to search every category rather than the guessed one."""
+
+    item = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    x = forms.IntegerField(required=False, label="Left")
+    y = forms.IntegerField(required=False, label="Top")
+    w = forms.IntegerField(required=False, min_value=1, label="Width")
+    h = forms.IntegerField(required=False, min_value=1, label="Height")
+    auto = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, items: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["item"].validators.append(MaxValueValidator(items - 1))
+        for name in BOX_FIELDS:
+            self.fields[name].widget.attrs.update({"inputmode": "numeric", "data-box-input": name})
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not any(self.has_error(name) for name in BOX_FIELDS):
+            try:
+                cleaned["box"] = box_from(cleaned)
+            except ValueError as exc:
+                self.add_error(None, str(exc))
+        return cleaned
+
+    def auto_category(self) -> bool:
+        """Narrow to the guessed category unless the query says ``auto=0`` (any category)."""
+        return self.data.get("auto", "1") not in ("0", "false", "off")

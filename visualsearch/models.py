@@ -13,6 +13,8 @@ search is measured in ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from pgvector.django import HalfVectorField
@@ -21,7 +23,11 @@ from shop.models import Product, ProductImage
 
 # The duplicate-listing models are defined beside the code that uses them and belong to
 # this app (their migrations are this app's); importing them here registers them.
-from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
+from visualsearch.duplicates.models import (
+    DuplicateFlag,
+    DuplicateFlagAction,
+    ImageFingerprint,
+)
 
 
 class ImageEmbedding(models.Model):
@@ -57,6 +63,7 @@ class ImageEmbedding(models.Model):
 
 __all__ = [
     "DuplicateFlag", "DuplicateFlagAction", "EmbeddingModel", "ImageEmbedding", "ImageFingerprint", "ModelActivation",
+    "PhotoSearch",
 ]
 
 
@@ -113,3 +120,35 @@ class ModelActivation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.model.name} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PhotoSearch(models.Model):
+    """A shopper's photo search, kept so that it lives at a URL (Back, reload and share work)
+    and its boxes can be moved without uploading again.
+
+    Kept: the photo shrunk to ``STORED_SIDE`` pixels (JPEG; never the upload itself), the
+    garments found in it with their vectors and category guesses. Never longer than
+    ``VISUALSEARCH_SEARCH_RETENTION_HOURS`` (default 24): the periodic
+    ``photo_searches_expire`` task deletes older ones, and an expired search answers 410.
+    The id is random (UUID4): knowing it is the only way to see the photo.
+    """
+
+    STORED_SIDE = 1280
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_name = models.CharField(max_length=64)
+    photo = models.BinaryField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # [{"kind": "whole" | "top" | ..., "box": [left, upper, right, lower], "score": float,
+    #   "vector": [...], "colour": [...16 shares] | None, "categories": [{"slug", "name", "probability"}],
+    #   "threshold": float}], the whole photo first.
+    items = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"photo search {self.id} ({len(self.items)} items)"

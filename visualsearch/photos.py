@@ -98,8 +98,8 @@ class PhotoSearch:
 
     @property
     def nothing_close(self) -> bool:
-        """Nothing in the catalogue is close enough to show as a match."""
-        return not self.matches
+        """Products passed the filters, but none close enough to show as a match."""
+        return not self.matches and self.nearest_score is not None
 
 
 def photo_search(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-
 import threading
 import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -17,10 +16,15 @@ from shop.filters import ProductFilters, products_matching
 from shop.models import Product
 from shop.selectors import product_get_by_ids
 from visualsearch import index
+from visualsearch.colour import ColourProfile, studio_profile
 from visualsearch.embedding import available_models, model_metadata
 from visualsearch.embedding.config import model_card_path
-from visualsearch.colour import ColourProfile, studio_profile
-from visualsearch.models import EmbeddingModel, ImageEmbedding, ImageFingerprint, ModelActivation
+from visualsearch.models import (
+    EmbeddingModel,
+    ImageEmbedding,
+    ImageFingerprint,
+    ModelActivation,
+)
 
 # Each product can have several images; asking the index for a few more rows than k
 # leaves room to fold them into one hit per product.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -44,6 +45,17 @@ class ImageSearchSerializer(serializers.Serializer):
     min_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
     max_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
     merchant = serializers.SlugField(required=False, help_text="Merchant slug.")
+    auto_category = serializers.BooleanField(
+        required=False, default=True,
+        help_text=(
+            "Narrow each item's search to its predicted category when the prediction is confident "
+            "(`category_applied` says when it did). An explicit `category` always wins."
+        ),
+    )
+    detect = serializers.BooleanField(
+        required=False, default=True,
+        help_text="Find the garments in the photo and search each one (a `box` searches that box only).",
+    )
     k = serializers.IntegerField(
         required=False,
         default=IMAGE_SEARCH_DEFAULT_K,
@@ -78,9 +90,27 @@ class ImageSearchSerializer(serializers.Serializer):
         return {key: value for key, value in attrs.items() if key not in BOX_FIELDS}
 
     def search_arguments(self) -> dict[str, Any]:
-        """Keyword arguments for ``product_search_by_photo``."""
+        """What the search needs: the photo, the box, ``k``, the filters and the switches."""
         data = self.validated_data
-        return {"image": data["image"], "box": data["box"], "k": data["k"], "filters": ProductFilters.from_values(data)}
+        return {
+            "photo": data["image"], "box": data["box"], "k": data["k"], "filters": ProductFilters.from_values(data),
+            "auto_category": data["auto_category"], "detect": data["detect"],
+        }
+
+
+class AlsoListedSerializer(serializers.Serializer):
+    """Another listing of the very same photo (folded into one result)."""
+
+    id = serializers.IntegerField()
+    merchant = serializers.CharField(source="merchant.name")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, product: Product) -> str:
+        request = self.context.get("request")
+        path = product.get_absolute_url()
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class ProductMatchSerializer(serializers.Serializer):
@@ -93,6 +123,7 @@ class ProductMatchSerializer(serializers.Serializer):
     image_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     score = serializers.SerializerMethodField()
+    also_listed = AlsoListedSerializer(source="also", many=True, help_text="Other listings of the same photo.")
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, match: ProductMatch) -> str | None:
@@ -122,3 +153,77 @@ class ProductMatchListSerializer(serializers.Serializer):
 
 def product_matches_data(matches: list[ProductMatch], *, request: Any) -> dict[str, Any]:
     return ProductMatchListSerializer({"results": matches}, context={"request": request}).data
+
+
+class CategoryGuessSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    probability = serializers.FloatField(help_text="0..1")
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    w = serializers.IntegerField()
+    h = serializers.IntegerField()
+
+
+class SearchItemSerializer(serializers.Serializer):
+    """One garment of the photo (or the whole photo, or the box sent) and its results."""
+
+    index = serializers.IntegerField(help_text="0: the whole photo; then the garments found, most certain first; -1: the box sent.")
+    kind = serializers.ChoiceField(
+        choices=["whole", "box", "top", "bottom", "full_body", "shoes", "headwear", "item"],
+        help_text="What the locator took it for; `categories` says what it looks like.",
+    )
+    box = BoxSerializer(help_text="In pixels of the photo as uploaded (upright).")
+    score = serializers.FloatField(help_text="How sure the locator is, 0..1.")
+    categories = CategoryGuessSerializer(many=True, help_text="The likeliest catalogue categories, most likely first.")
+    category_applied = serializers.SlugField(
+        allow_null=True, help_text="The category the search was narrowed to (a confident guess, widened when small), or null."
+    )
+    nothing_close = serializers.BooleanField(help_text="Products passed the filters, but none is close enough to be a match.")
+    results = ProductMatchSerializer(many=True)
+
+
+class ImageSearchResponseSerializer(serializers.Serializer):
+    search_id = serializers.UUIDField(help_text="The kept search (see `search_url`); it expires after a day.")
+    search_url = serializers.URLField(help_text="The search on the storefront, to show a shopper.")
+    model = serializers.CharField(help_text="The embedding model that answered.")
+    items = SearchItemSerializer(many=True)
+    results = ProductMatchSerializer(many=True, help_text="The first item's results: the box sent, else the most certain garment, else the whole photo.")
+
+
+def image_search_data(*, search, answers: list, scale: float, request: Any) -> dict[str, Any]:
+    """The response of POST /api/search/image: ``answers`` are ``looks.LookResults``, first
+    the one whose results are repeated at the top level; boxes go back to the uploaded
+    photo's pixels (``scale`` = uploaded width / kept width)."""
+
+    def item(answer) -> dict[str, Any]:
+        x, y, w, h = answer.item.xywh
+        decision = answer.outcome.category
+        return {
+            "index": answer.item.index,
+            "kind": answer.item.kind,
+            "box": {"x": round(x * scale), "y": round(y * scale), "w": round(w * scale), "h": round(h * scale)},
+            "score": answer.item.score,
+            "categories": [
+                {"slug": g.category.slug, "name": g.category.name, "probability": round(g.probability, 4)} for g in decision.guesses
+            ],
+            "category_applied": decision.applied.slug if decision.applied else None,
+            "nothing_close": answer.outcome.nothing_close,
+            "results": answer.outcome.matches,
+        }
+
+    items = [item(answer) for answer in answers]
+    url = reverse("visualsearch:look", args=[search.id])
+    return ImageSearchResponseSerializer(
+        {
+            "search_id": search.id,
+            "search_url": request.build_absolute_uri(url),
+            "model": answers[0].outcome.model_name if answers else search.model_name,
+            "items": items,
+            "results": items[0]["results"] if items else [],
+        },
+        context={"request": request},
+    ).data

@@ -16,7 +16,11 @@ from shop.models import ProductImage
 from visualsearch.embedding import available_models
 from visualsearch.index import hnsw_index_name, index_is_valid
 from visualsearch.models import EmbeddingModel, ImageEmbedding, ModelActivation
-from visualsearch.selectors import active_model_forget, active_model_name, model_missing_image_ids
+from visualsearch.selectors import (
+    active_model_forget,
+    active_model_name,
+    model_missing_image_ids,
+)
 
 
 def embeddings_canonical_elect(

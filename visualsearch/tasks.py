@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from visualsearch import indexing, pipeline
+from visualsearch import indexing, looks, pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +70,9 @@ def model_index(self, name: str) -> int:
 def model_index_schedule(*, name: str) -> None:
     """Enqueue ``model_index`` once the current transaction commits."""
     transaction.on_commit(lambda: model_index.delay(name))
+
+
+@shared_task(acks_late=True)
+def looks_expire() -> int:
+    """Delete shop-the-look searches past their retention (the kept photos with them)."""
+    return looks.looks_expire()

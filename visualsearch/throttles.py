@@ -45,7 +45,8 @@ class ShopTheLookThrottle(_SettingsRateMixin, SimpleRateThrottle):
 
     scope = "shop_the_look"
 
-    def __init__(self) -> None:  # SimpleRateThrottle reads the rate in __init__; do it per request
+    def __init__(self, scope: str | None = None) -> None:  # SimpleRateThrottle reads the rate in __init__; do it per request
+        self.scope = scope or self.scope
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
 
@@ -53,6 +54,12 @@ class ShopTheLookThrottle(_SettingsRateMixin, SimpleRateThrottle):
         user = getattr(request, "user", None)
         ident = f"user-{user.pk}" if user is not None and user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def look_refine_allowed(request: Any) -> bool:
+    """Whether this client may re-run one more box or filter on a kept search (each box is
+    an embedding: cheaper than an upload, not free)."""
+    return ShopTheLookThrottle("look_refine").allow_request(request, None)
 
 
 def shop_the_look_allowed(request: Any) -> tuple[bool, int | None]:

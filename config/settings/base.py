@@ -133,6 +133,9 @@ SPECTACULAR_SETTINGS = {
 # limits and rate limits").
 SHOP_MAX_UPLOAD_BYTES = int(os.environ.get("SHOP_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
 SHOP_MAX_IMAGE_PIXELS = int(os.environ.get("SHOP_MAX_IMAGE_PIXELS", "40000000"))
+# Photo searches read JPEGs at a reduced scale (Pillow's draft mode), so a phone's 64 MP
+# (8000 x 8000) photo is fine there; the header may claim up to this many pixels.
+SHOP_MAX_SEARCH_PHOTO_PIXELS = int(os.environ.get("SHOP_MAX_SEARCH_PHOTO_PIXELS", "120000000"))
 # Non-file form data held in memory, and file parts kept in memory before spilling to a
 # temporary file (the photo upload views never spill; the admin may). Over the first,
 # Django answers 400.
@@ -150,6 +153,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "image_search": env_rate("VISUALSEARCH_RATE_IMAGE_SEARCH", "30/min"),  # POST /api/search/image
     "similar": env_rate("VISUALSEARCH_RATE_SIMILAR", "120/min"),  # GET /api/products/{id}/similar
     "shop_the_look": env_rate("VISUALSEARCH_RATE_SHOP_THE_LOOK", "20/min"),  # storefront photo searches
+    "look_refine": env_rate("VISUALSEARCH_RATE_LOOK_REFINE", "240/min"),  # boxes and filters on a kept search
 }
 # Clients are told apart by REMOTE_ADDR; behind N trusted proxies, set this to N so that the
 # client's address is taken from X-Forwarded-For (left unset, DRF would trust any header sent).
@@ -206,6 +210,9 @@ VISUALSEARCH_HNSW_M = int(os.environ.get("VISUALSEARCH_HNSW_M", "16"))
 VISUALSEARCH_HNSW_EF_CONSTRUCTION = int(os.environ.get("VISUALSEARCH_HNSW_EF_CONSTRUCTION", "64"))
 VISUALSEARCH_HNSW_EF_SEARCH = int(os.environ.get("VISUALSEARCH_HNSW_EF_SEARCH", "100"))
 VISUALSEARCH_MAX_K = 100
+# Shop the look keeps each search (the photo shrunk to 1,280 px, its garments and vectors)
+# so that it lives at a URL; deleted after this many hours (hourly task, beat).
+VISUALSEARCH_SEARCH_RETENTION_HOURS = float(os.environ.get("VISUALSEARCH_SEARCH_RETENTION_HOURS", "24"))
 # How often (seconds) a process re-reads which model is active (the model registry, staff
 # page /staff/models/): a promotion reaches every web and worker process within this time.
 VISUALSEARCH_ACTIVE_MODEL_TTL = float(os.environ.get("VISUALSEARCH_ACTIVE_MODEL_TTL", "2"))
@@ -248,5 +255,9 @@ CELERY_BEAT_SCHEDULE = {
     "embedding-sweep": {
         "task": "visualsearch.tasks.embedding_sweep",
         "schedule": float(os.environ.get("VISUALSEARCH_SWEEP_SECONDS", "60")),
+    },
+    "photo-searches-expire": {
+        "task": "visualsearch.tasks.looks_expire",
+        "schedule": 3600.0,
     },
 }

@@ -23,6 +23,9 @@ def photo(data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg"
 
 
 def search(client, data: bytes | None, **fields):
+    """POST a photo; by default the whole photo only, every category (the plain nearest
+    neighbours: what the filter, box and k tests are about)."""
+    fields = {"detect": "false", "auto_category": "false", **fields}
     payload = {key: value for key, value in fields.items() if value is not None}
     if data is not None:
         payload["image"] = photo(data)
@@ -44,7 +47,7 @@ def test_identical_photo_finds_the_product_first(client, catalogue):
     results = response.json()["results"]
     assert len(results) == 4
     best = results[0]
-    assert set(best) == {"id", "title", "price", "currency", "image_url", "url", "score"}
+    assert set(best) == {"id", "title", "price", "currency", "image_url", "url", "score", "also_listed"}
     assert best["id"] == shirt.id
     assert best["title"] == shirt.title
     assert best["price"] == "1299.00" and best["currency"] == "INR"
@@ -170,8 +173,10 @@ def test_schema_documents_both_endpoints(client):
     similar = schema["paths"]["/api/products/{product_id}/similar"]["get"]
     assert {p["name"] for p in similar["parameters"]} >= {"product_id", "k", "same_category"}
     assert {"200", "400", "404"} <= set(similar["responses"])
-    result_ref = similar["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert result_ref == search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    response_ref = search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    response_schema = schema["components"]["schemas"][response_ref.rsplit("/", 1)[-1]]
+    assert {"search_id", "search_url", "model", "items", "results"} <= set(response_schema["properties"])
+    assert {"auto_category", "detect"} <= set(component["properties"])
 
 
 def test_docs_page_is_served(client):
@@ -182,3 +187,42 @@ def test_prices_may_be_decimals(client, catalogue):
     found = ids(search(client, catalogue.images["red_tee"], min_price="499.00", max_price="499.5"))
     assert found == [catalogue.products["red_tee"].id]
     assert catalogue.products["red_tee"].price == Decimal("499")
+
+
+def test_the_garments_of_a_photo_are_items_with_their_own_results(client, catalogue):
+    outfit = side_by_side(catalogue.images["yellow_tee"], catalogue.images["purple_sneaker"], margin=40)
+    response = search(client, outfit, detect=None, auto_category=None, k=3)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    kinds = [item["kind"] for item in body["items"]]
+    assert "whole" in kinds and len(kinds) == 3, kinds
+    garments = [item for item in body["items"] if item["kind"] != "whole"]
+    firsts = {item["results"][0]["id"] for item in garments}
+    assert firsts == {catalogue.products["yellow_tee"].id, catalogue.products["purple_sneaker"].id}
+    assert body["results"] == body["items"][0]["results"] and body["items"][0]["kind"] != "whole"
+    width, height = IMAGE_SIZE
+    for item in garments:  # boxes in pixels of the photo as uploaded
+        box = item["box"]
+        assert 0 <= box["x"] and box["x"] + box["w"] <= 2 * width + 3 * 40 + 1 and box["y"] + box["h"] <= height + 2 * 40 + 1
+        assert item["categories"] and 0 < item["categories"][0]["probability"] <= 1
+        assert item["category_applied"] in (None, *(c["slug"] for c in item["categories"]), "apparel", "apparel-topwear", "footwear")
+    assert body["search_url"] == f"http://testserver/shop-the-look/{body['search_id']}/"
+    assert client.get(body["search_url"]).status_code == 200
+
+
+def test_an_explicit_category_overrides_the_guess(client, catalogue):
+    response = search(client, catalogue.images["white_sneaker"], auto_category=None, category="apparel-topwear", k=20)
+    body = response.json()
+    found = {row["id"] for row in body["results"]}
+    p = catalogue.products
+    assert found == {p[k].id for k in ("red_tee", "navy_tee", "yellow_tee", "green_shirt", "pink_shirt")}
+    assert body["items"][0]["category_applied"] is None  # the shopper's category, not a guess
+
+
+def test_a_box_is_one_item(client, catalogue):
+    outfit = side_by_side(catalogue.images["pink_shirt"], catalogue.images["blue_jeans"])
+    width, height = IMAGE_SIZE
+    body = search(client, outfit, detect=None, x=width, y=0, w=width, h=height, k=3).json()
+    assert [item["kind"] for item in body["items"]] == ["box"]
+    assert body["items"][0]["box"] == {"x": width, "y": 0, "w": width, "h": height}
+    assert body["results"][0]["id"] == catalogue.products["blue_jeans"].id

@@ -91,12 +91,13 @@ def build_catalogue() -> Catalogue:
     return Catalogue(products=products, images=images, categories=categories, merchants=merchants)
 
 
-def side_by_side(left: bytes, right: bytes, *, fmt: str = "PNG") -> bytes:
-    """One picture holding two catalogue pictures, left and right (a two-piece outfit)."""
+def side_by_side(left: bytes, right: bytes, *, fmt: str = "PNG", margin: int = 0) -> bytes:
+    """One picture holding two catalogue pictures, left and right (a two-piece outfit), on
+    white with ``margin`` pixels around and between them (a flat-lay)."""
     a, b = Image.open(io.BytesIO(left)), Image.open(io.BytesIO(right))
-    canvas = Image.new("RGB", (a.width + b.width, max(a.height, b.height)), "white")
-    canvas.paste(a, (0, 0))
-    canvas.paste(b, (a.width, 0))
+    canvas = Image.new("RGB", (a.width + b.width + 3 * margin, max(a.height, b.height) + 2 * margin), "white")
+    canvas.paste(a, (margin, margin))
+    canvas.paste(b, (a.width + 2 * margin, margin))
     buffer = io.BytesIO()
     canvas.save(buffer, format=fmt)
     return buffer.getvalue()
