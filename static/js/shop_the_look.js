@@ -397,7 +397,7 @@
       const size = controller.naturalSize();
       const typed = ["x", "y", "w", "h"].map((k) => Number(boxInputs[k].value));
       const chip = document.querySelector("a.stl-chip.is-selected");
-      const v = typed[2] && typed[3] ? typed : (chip ? chip.dataset.box.split(",").map(Number) : null);
+      const v = typed[2] && typed[3] ? typed : (chip ? chip.dataset.region.split(",").map(Number) : null);
       if (v) controller.show({ x: v[0] / size.w, y: v[1] / size.h, w: v[2] / size.w, h: v[3] / size.h });
     })();
 
@@ -407,7 +407,7 @@
       if (chip) {
         event.preventDefault();
         const size = controller.naturalSize();
-        const [x, y, w, h] = chip.dataset.box.split(",").map(Number);
+        const [x, y, w, h] = chip.dataset.region.split(",").map(Number);
         const whole = x === 0 && y === 0 && w === size.w && h === size.h;
         controller.show(whole ? null : { x: x / size.w, y: y / size.h, w: w / size.w, h: h / size.h });
         Object.values(boxInputs).forEach((input) => { input.value = ""; });
