@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from visualsearch.models import DuplicateFlag, DuplicateFlagAction, ImageEmbedding
+from visualsearch.models import DuplicateFlag, DuplicateFlagAction, EmbeddingModel, ImageEmbedding, PhotoSearch
 
 
 @admin.register(ImageEmbedding)
@@ -38,6 +38,37 @@ class DuplicateFlagAdmin(admin.ModelAdmin):
     list_select_related = ["product_a", "product_b", "resolved_by"]
     readonly_fields = [f.name for f in DuplicateFlag._meta.fields]
     inlines = [DuplicateFlagActionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EmbeddingModel)
+class EmbeddingModelAdmin(admin.ModelAdmin):
+    """Read-only: the lifecycle is run from the staff page /staff/models/ (or manage.py models),
+    which checks that an index is complete before promoting."""
+
+    list_display = ["name", "state", "index_requested_at", "index_completed_at", "activated_at"]
+    list_filter = ["state"]
+    readonly_fields = [f.name for f in EmbeddingModel._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PhotoSearch)
+class PhotoSearchAdmin(admin.ModelAdmin):
+    """Kept shop-the-look searches (shrunk photos), deleted after their retention period."""
+
+    list_display = ["id", "model_name", "width", "height", "created_at", "expires_at"]
+    readonly_fields = ["id", "model_name", "width", "height", "items", "created_at", "expires_at"]
+    exclude = ["photo"]
 
     def has_add_permission(self, request):
         return False

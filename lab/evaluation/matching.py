@@ -75,6 +75,12 @@ class MatchingOptions:
     command: str | None = None
     catalog_dir: Path = datasets.CATALOG_DIR
     consumer_dir: Path = datasets.CONSUMER_DIR
+    # Smaller runs (the backbone comparison): views and consumer photos per label; None = all.
+    views: int = 1000
+    consumer_per_label: int | None = None
+    select_products: int = TRAIN_SIDE_PRODUCTS
+    select_views: int = TRAIN_SIDE_VIEWS
+    select_consumer_per_label: int | None = None
 
 
 @dataclass
@@ -116,17 +122,21 @@ def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
                 for item in items]
 
     photos = datasets.consumer_read(options.consumer_dir) if (options.consumer_dir / "labels.csv").exists() else []
-    consumer = [p for p in photos if split.consumer_is_holdout(p.sender_id, p.id)]
-    select_consumer = [p for p in photos if not split.consumer_is_holdout(p.sender_id, p.id)]
-    select_gallery = datasets.sample(train_side, TRAIN_SIDE_PRODUCTS, EVAL_SEED, "matching-select")
+    consumer = datasets.stratified_sample(
+        [p for p in photos if split.consumer_is_holdout(p.sender_id, p.id)], options.consumer_per_label, EVAL_SEED
+    )
+    select_consumer = datasets.stratified_sample(
+        [p for p in photos if not split.consumer_is_holdout(p.sender_id, p.id)], options.select_consumer_per_label, EVAL_SEED
+    )
+    select_gallery = datasets.sample(train_side, options.select_products, EVAL_SEED, "matching-select")
     sets = Sets(
         gallery=gallery,
         copies=copies,
-        views=views_of(datasets.sample(gallery, 1000, EVAL_SEED, "synthetic")),
+        views=views_of(datasets.sample(gallery, options.views, EVAL_SEED, "synthetic")),
         consumer=consumer,
         edits=[_made(edits_dir, p.id, lambda p=p: synthetic.photo_variant(Image.open(p.path), EVAL_SEED, p.id)) for p in consumer],
         select_gallery=select_gallery,
-        select_views=views_of(datasets.sample(select_gallery, TRAIN_SIDE_VIEWS, EVAL_SEED, "matching-select-views")),
+        select_views=views_of(datasets.sample(select_gallery, options.select_views, EVAL_SEED, "matching-select-views")),
         select_consumer=select_consumer,
     )
     log(f"hold-out of {options.holdout_model}: gallery {len(gallery):,}, copies {len(copies):,}, views {len(sets.views):,}, "
