@@ -170,8 +170,13 @@ def test_schema_documents_both_endpoints(client):
     similar = schema["paths"]["/api/products/{product_id}/similar"]["get"]
     assert {p["name"] for p in similar["parameters"]} >= {"product_id", "k", "same_category"}
     assert {"200", "400", "404"} <= set(similar["responses"])
-    result_ref = similar["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert result_ref == search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    # The similar list extends the search's result rows (also_sold_by) and says which category it used.
+    component = schema["components"]["schemas"][similar["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"results", "category_used", "note"} <= set(component["properties"])
+    row = schema["components"]["schemas"][component["properties"]["results"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    search_ref = search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    search_row_ref = schema["components"]["schemas"][search_ref]["properties"]["results"]["items"]["$ref"].rsplit("/", 1)[-1]
+    assert set(row["properties"]) == set(schema["components"]["schemas"][search_row_ref]["properties"]) | {"also_sold_by"}
 
 
 def test_docs_page_is_served(client):
