@@ -80,11 +80,6 @@ def real_shop(shared_catalog: Path) -> dict[str, list[Product]]:
     return shop
 
 
-def _settle(page) -> None:
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("[...document.querySelectorAll('.site-main img')].every((img) => img.complete || img.loading === 'lazy')")
-
-
 @pytest.mark.integration
 def test_home_after_flats_a_polo_and_a_bag_shows_all_three_interests(live_server, browser, real_shop, screenshots):
     viewed = [real_shop["Flats"][0], real_shop["Tshirts"][0], real_shop["Messenger Bag"][2]]
