@@ -13,9 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recommender.selectors import product_similar
-from recommender.serializers import SimilarQuerySerializer
+from recommender.serializers import SimilarListSerializer, SimilarQuerySerializer, similar_data
 from shop.selectors import product_get_active
-from visualsearch.serializers import ProductMatchListSerializer, product_matches_data
 from visualsearch.throttles import ScopedThrottle
 
 
@@ -30,12 +29,15 @@ class ProductSimilarApi(APIView):
         summary="Products that look like this one",
         description=(
             "The `k` active products whose images are nearest to this product's primary image, best "
-            "first; the product itself and its confirmed duplicates are left out. Empty while the "
-            "product's image has not been embedded yet."
+            "first; the product itself and its confirmed duplicates are left out, and products showing "
+            "the very same photo (the same file) are folded into one result (`also_sold_by`). With "
+            "`same_category`, the product's category; when it holds fewer than `k` similar products, "
+            "its parent's fill the rest, after the category's own, and `category_used` and `note` say "
+            "so. Empty while the product's image has not been embedded yet."
         ),
         parameters=[SimilarQuerySerializer],
         responses={
-            200: ProductMatchListSerializer,
+            200: SimilarListSerializer,
             400: OpenApiResponse(
                 response=OpenApiTypes.OBJECT,
                 description="Invalid `k` or `same_category`.",
@@ -55,5 +57,5 @@ class ProductSimilarApi(APIView):
         product = product_get_active(product_id=product_id)  # hidden ones are left out
         if product is None:
             raise NotFound("No such product.")
-        matches = product_similar(product=product, **query.validated_data)
-        return Response(product_matches_data(matches, request=request))
+        similar = product_similar(product=product, **query.validated_data)
+        return Response(similar_data(similar, request=request))

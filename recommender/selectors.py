@@ -1,51 +1,353 @@
-"""Similar and recommended products, from the image embeddings of the active model."""
+"""Similar products, "Recommended for you" and "Recently viewed", from the image embeddings
+of the active model and the visitor's history.
+
+Searches go through ``visualsearch.selectors.nearest_product_ids`` (the HNSW index, the
+catalogue's filters, hidden products never returned); products are loaded once, at the end,
+for the cards that are shown.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+from django.db import connection
 
+from recommender import history
+from recommender.models import ProductView
 from shop.filters import ProductFilters
-from shop.models import Product
+from shop.models import Category, Product, ProductImage
+from shop.selectors import category_path, product_get_by_ids
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
-from visualsearch.selectors import ProductMatch, active_model_name, product_search_by_vector, product_vectors
+from visualsearch.models import ImageEmbedding
+from visualsearch.selectors import ProductMatch, active_model_name, nearest_product_ids, product_vectors
 
 SIMILAR_DEFAULT_K = 12
 RECOMMENDED_DEFAULT_K = 12
+RECENTLY_VIEWED_DEFAULT_K = 12
 # The most recent views that shape "Recommended for you"; older ones have faded.
 RECENT_VIEWS_USED = 10
+# Interests (viewed categories) kept apart, the most weighty first. With 12 places each of
+# four interests gets three; the simulated sessions of ``manage.py evaluate_recommendations``
+# view 2 to 4 categories.
+MAX_INTERESTS = 4
+# A view this many clicks back counts half as much as the latest one (interest weights and
+# the mean vector inside an interest).
+RECENCY_HALF_LIFE = 3.0
+# Candidates read per interest: k plus room for what folding and diversity drop.
+CANDIDATE_HEADROOM = 1.5
+# Cosine similarity at or above which two products' photos count as near-identical: the same
+# photo (1.0), a re-listed copy, or the same cut in the same colour side by side. Measured on
+# the demo catalogue with efficientnet_lite0 (docs/benchmarks.md, "Recommendations"): 103 of
+# its 4.5M pairs reach 0.97, 94 of them flagged duplicate listings; at 0.95, 300 pairs do,
+# among them trousers of one cut in black and in navy, which are worth showing both. A model
+# with another similarity scale (the fine-tuned 256-d heads) needs this re-measured.
+NEAR_IDENTICAL_SIMILARITY = 0.97
+# Searches per scope when folding exact copies leaves the strip short (a photo listed by
+# many merchants fills a search's k rows with copies of one card).
+FOLD_ROUNDS = 2
 
 
-def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> list[ProductMatch]:
-    """Active products that look most like ``product``, excluding itself and its confirmed duplicates.
+@dataclass(frozen=True)
+class Recommendation(ProductMatch):
+    """A card: ``product`` (with its images, category and merchant loaded), its similarity
+    to the query, the matched image, and the other products whose matched photo is the same
+    file (same sha256), shown as "also sold by" instead of cards of their own."""
 
+    # "Recommended for you" only: the category of the interest (a viewed category) it follows.
+    interest_category_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SimilarProducts:
+    """The similar strip: its cards, and which category they were drawn from.
+
+    ``category`` is None when the strip spans all categories; ``requested_category`` is the
+    product's own category when "same category only" was asked. They differ when the product's
+    category held fewer than k similar products and the strip fell back to an ancestor.
+    """
+
+    matches: list[Recommendation]
+    category: Category | None = None
+    requested_category: Category | None = None
+    k: int = SIMILAR_DEFAULT_K
+
+    @property
+    def fell_back(self) -> bool:
+        return self.category is not None and self.category != self.requested_category
+
+    @property
+    def note(self) -> str:
+        if not self.fell_back:
+            return ""
+        return (
+            f"Fewer than {self.k} similar products in {self.requested_category.name}: "
+            f"showing {self.category.name} as well."
+        )
+
+
+@dataclass
+class _Card:
+    product_id: int
+    image_id: int
+    score: float
+    copies: list[int] = field(default_factory=list)
+    interest_category_id: int | None = None
+
+
+def _recommendations(cards: list[_Card], products: dict[int, Product]) -> list[Recommendation]:
+    return [
+        Recommendation(
+            product=products[card.product_id],
+            score=card.score,
+            image_id=card.image_id,
+            also=tuple(products[pid] for pid in card.copies if pid in products),
+            interest_category_id=card.interest_category_id,
+        )
+        for card in cards
+        if card.product_id in products
+    ]
+
+
+def _load(cards: list[_Card]) -> dict[int, Product]:
+    """The cards' products and their copies', with images, category and merchant: two queries."""
+    ids = [pid for card in cards for pid in (card.product_id, *card.copies)]
+    return {p.id: p for p in product_get_by_ids(ids=ids)}
+
+
+# Similar items ------------------------------------------------------------------------
+
+
+def _fill_similar(
+    *, vector: np.ndarray, k: int, filters: ProductFilters | None, seen: set[int], cards: list[_Card], by_sha: dict[str, _Card],
+    products: dict[int, Product], model_name: str,
+) -> None:
+    """Add cards nearest to ``vector`` passing ``filters`` until there are ``k``, folding
+    products whose matched photo is the same file into one card."""
+    for _ in range(FOLD_ROUNDS):
+        need = k - len(cards)
+        if need <= 0:
+            return
+        hits = nearest_product_ids(vector=vector, k=need, filters=filters, exclude_product_ids=seen, model_name=model_name)
+        loaded = {p.id: p for p in product_get_by_ids(ids=[pid for pid, _, _ in hits])}
+        products.update(loaded)
+        for product_id, image_id, score in hits:
+            seen.add(product_id)
+            product = loaded.get(product_id)
+            if product is None:  # hidden between the search and the load
+                continue
+            sha = next((img.sha256 for img in product.images.all() if img.id == image_id), "")
+            if sha and sha in by_sha:
+                by_sha[sha].copies.append(product_id)
+                continue
+            card = _Card(product_id=product_id, image_id=image_id, score=score)
+            cards.append(card)
+            if sha:
+                by_sha[sha] = card
+        if len(hits) < need:  # the scope holds no more
+            return
+
+
+def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> SimilarProducts:
+    """Active products that look most like ``product``, best first, excluding itself and its
+    confirmed duplicates; products showing the very same photo fold into one card.
+
+    With ``same_category``, the product's category first; when it holds fewer than ``k``
+    similar products, its parent's (then the grandparent's ...) fill the rest of the strip,
+    after the category's own, and ``SimilarProducts.category`` says which one was used.
     Empty when the product has no embedding yet (just uploaded, worker not done).
     """
-    model_name = active_model_name()  # once: the product's vector and the search use the same model
+    requested = product.category if same_category else None
+    model_name = active_model_name()  # once: the product's vector and the searches use the same model
     vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
     if vector is None:
-        return []
-    filters = ProductFilters(category=product.category.slug) if same_category else None
-    exclude = {product.id} | confirmed_duplicate_ids(product_id=product.id)
-    return product_search_by_vector(vector=vector, k=k, filters=filters, exclude_product_ids=exclude, model_name=model_name)
+        return SimilarProducts(matches=[], category=requested, requested_category=requested, k=k)
+    seen = {product.id} | confirmed_duplicate_ids(product_id=product.id)
+    cards: list[_Card] = []
+    by_sha: dict[str, _Card] = {}
+    products: dict[int, Product] = {}
+    if not same_category:
+        _fill_similar(vector=vector, k=k, filters=None, seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
+        return SimilarProducts(matches=_recommendations(cards, products), k=k)
+    used = requested
+    _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
+    if len(cards) < k:
+        # Ancestors nearest first; one query for the whole path, only on this rarer path.
+        for ancestor in reversed(category_path(slug=requested.slug)[:-1]):
+            used = ancestor
+            _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
+            if len(cards) >= k:
+                break
+    return SimilarProducts(matches=_recommendations(cards, products), category=used, requested_category=requested, k=k)
 
 
-def products_recommended(*, viewed_ids: Sequence[int], k: int = RECOMMENDED_DEFAULT_K) -> list[ProductMatch]:
-    """Products nearest to what this visitor viewed recently, excluding what they have seen.
+# Recommended for you ------------------------------------------------------------------
 
-    The query is the normalised mean of the recent views' vectors, weighting later views
-    more, so the strip follows the visitor's current interest rather than their first click.
+
+def _near_identical(*, image_ids: Sequence[int], product_ids: Sequence[int], model_name: str | None = None) -> dict[int, set[int]]:
+    """Products whose photos are near-identical (cosine >= ``NEAR_IDENTICAL_SIMILARITY``),
+    as neighbours of each other, among the images ``image_ids`` and all images of
+    ``product_ids``: one query, the pairwise distances computed in PostgreSQL (a few
+    thousand pairs; parsing the vectors into Python instead cost ~0.3 ms each)."""
+    if not image_ids:
+        return {}
+    table = ImageEmbedding._meta.db_table
+    sql = (
+        f"WITH rows AS (SELECT product_id, dim, vector FROM {table} "
+        f"WHERE model_name = %s AND (image_id = ANY(%s) OR product_id = ANY(%s))) "
+        f"SELECT DISTINCT a.product_id, b.product_id FROM rows a JOIN rows b "
+        f"ON a.product_id < b.product_id AND a.dim = b.dim WHERE (a.vector <=> b.vector) <= %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model_name or active_model_name(), list(image_ids), list(product_ids), 1.0 - NEAR_IDENTICAL_SIMILARITY])
+        pairs = cursor.fetchall()
+    near: dict[int, set[int]] = {}
+    for a, b in pairs:
+        near.setdefault(a, set()).add(b)
+        near.setdefault(b, set()).add(a)
+    return near
+
+
+
+@dataclass
+class _Interest:
+    category_id: int
+    product_ids: list[int]  # most recent first
+    view_weights: list[float]
+    weight: float
+
+
+def _interests(recent: list[int], categories: dict[int, int], vectors: dict[int, np.ndarray]) -> list[_Interest]:
+    """Group the recent views (most recent first) by category, weighting each view by recency."""
+    grouped: dict[int, _Interest] = {}
+    for age, product_id in enumerate(recent):
+        if product_id not in vectors or product_id not in categories:
+            continue
+        weight = 0.5 ** (age / RECENCY_HALF_LIFE)
+        interest = grouped.setdefault(categories[product_id], _Interest(categories[product_id], [], [], 0.0))
+        interest.product_ids.append(product_id)
+        interest.view_weights.append(weight)
+        interest.weight += weight
+    # Heaviest first; dict order (the most recent first) breaks ties.
+    return sorted(grouped.values(), key=lambda i: -i.weight)[:MAX_INTERESTS]
+
+
+def _unit(vector: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
+
+
+def products_recommended(
+    *, viewed_ids: Sequence[int], k: int = RECOMMENDED_DEFAULT_K, exclude_product_ids: Collection[int] = ()
+) -> list[Recommendation]:
+    """"Recommended for you": products near each of the visitor's recent interests, interleaved.
+
+    ``viewed_ids`` is the visitor's history, oldest first. The ``RECENT_VIEWS_USED`` most
+    recent views are grouped by category into interests (a shoe, a shirt and a bag are three:
+    the mean of their vectors is near none of them), each weighted by the recency of its views
+    (half-life ``RECENCY_HALF_LIFE`` views); each interest is searched on its own (the
+    recency-weighted mean of its views' vectors) and the results interleaved so that every
+    interest appears among the first places and then in proportion to its weight.
+    Diversified: products showing the same photo file fold into one card ("also sold by"),
+    and a product whose photo is near-identical (``NEAR_IDENTICAL_SIMILARITY``) to one already
+    on the strip, or to one viewed, is left out. Viewed, hidden and ``exclude_product_ids`` products
+    never appear.
+
+    Queries: 2 for the views (vectors, categories), one search per interest (at most
+    ``MAX_INTERESTS``), 2 for the candidates' photo files and near-identical pairs, 2 to load
+    the cards: bounded whatever the length of the history or k.
     """
-    recent = list(dict.fromkeys(viewed_ids))[-RECENT_VIEWS_USED:]
+    recent = list(dict.fromkeys(reversed(list(viewed_ids))))[:RECENT_VIEWS_USED]  # most recent first
+    if not recent or k <= 0:
+        return []
     model_name = active_model_name()
     vectors = product_vectors(product_ids=recent, model_name=model_name)
-    present = [pid for pid in recent if pid in vectors]
-    if not present:
+    if not vectors:
         return []
-    weights = np.linspace(1.0, 2.0, num=len(present), dtype=np.float32)
-    query = np.average(np.stack([vectors[pid] for pid in present]), axis=0, weights=weights)
-    norm = float(np.linalg.norm(query))
-    if norm == 0.0:
+    categories = dict(Product.objects.filter(id__in=list(vectors)).values_list("id", "category_id"))
+    interests = _interests(recent, categories, vectors)
+    if not interests:
         return []
-    return product_search_by_vector(vector=query / norm, k=k, exclude_product_ids=set(viewed_ids), model_name=model_name)
+    excluded = set(viewed_ids) | set(exclude_product_ids)
+    per_interest = int(np.ceil(k * CANDIDATE_HEADROOM))
+    queues: list[list[tuple[int, int, float]]] = []
+    for interest in interests:
+        query = _unit(np.average(np.stack([vectors[pid] for pid in interest.product_ids]), axis=0, weights=interest.view_weights))
+        hits = nearest_product_ids(vector=query, k=per_interest, exclude_product_ids=excluded, model_name=model_name) if query is not None else []
+        queues.append(list(reversed(hits)))  # pop() takes the best
+    candidates = {pid for queue in queues for pid, _, _ in queue}
+    if not candidates:
+        return []
+    image_ids = sorted({iid for queue in queues for _, iid, _ in queue})
+    shas = dict(ProductImage.objects.filter(id__in=image_ids).values_list("id", "sha256"))
+    near = _near_identical(image_ids=image_ids, product_ids=list(vectors), model_name=model_name)
+    # A candidate near-identical to a product viewed or already on the strip is redundant.
+    blocked = {other for pid in vectors for other in near.get(pid, ())}
+    cards: list[_Card] = []
+    by_sha: dict[str, _Card] = {}
+    seen: set[int] = set()
+
+    def take(index: int) -> bool:
+        """Put interest ``index``'s best remaining candidate on the strip; False when it has none."""
+        queue = queues[index]
+        while queue:
+            product_id, image_id, score = queue.pop()
+            if product_id in seen:
+                continue
+            seen.add(product_id)
+            sha = shas.get(image_id, "")
+            if sha and sha in by_sha:
+                by_sha[sha].copies.append(product_id)
+                continue
+            if product_id in blocked:
+                continue
+            card = _Card(product_id=product_id, image_id=image_id, score=score, interest_category_id=interests[index].category_id)
+            cards.append(card)
+            if sha:
+                by_sha[sha] = card
+            blocked.update(near.get(product_id, ()))
+            return True
+        return False
+
+    # Places: one each, heaviest interest first, then a smooth weighted round robin: each
+    # interest's share of the places follows its weight, its places spread out, not in a run.
+    weights = [interest.weight for interest in interests]
+    alive = set(range(len(interests)))
+    for index in range(len(interests)):
+        if len(cards) < k and not take(index):
+            alive.discard(index)
+    credit = dict.fromkeys(alive, 0.0)
+    while len(cards) < k and alive:
+        total = sum(weights[i] for i in alive)
+        for i in alive:
+            credit[i] += weights[i]
+        index = max(sorted(alive), key=credit.__getitem__)
+        credit[index] -= total
+        if not take(index):
+            alive.discard(index)
+    return _recommendations(cards, _load(cards))
+
+
+# Recently viewed ----------------------------------------------------------------------
+
+
+def history_viewed_ids(*, user, session) -> list[int]:
+    """The visitor's viewed products, oldest first: a signed-in user's rows (one query), an
+    anonymous visitor's session (none)."""
+    if user is not None and user.is_authenticated:
+        newest_first = ProductView.objects.filter(user_id=user.pk).order_by("-viewed_at", "-id").values_list("product_id", flat=True)
+        return list(newest_first[: history.MAX_REMEMBERED])[::-1]
+    return history.session_viewed_ids(session=session)
+
+
+def products_recently_viewed(
+    *, viewed_ids: Sequence[int], k: int = RECENTLY_VIEWED_DEFAULT_K, exclude_product_ids: Collection[int] = ()
+) -> list[Product]:
+    """The ``k`` most recently viewed active products, the latest first (two queries)."""
+    excluded = set(exclude_product_ids)
+    newest_first = [pid for pid in dict.fromkeys(reversed(list(viewed_ids))) if pid not in excluded]
+    if not newest_first or k <= 0:
+        return []
+    # All of them (the history is bounded): hidden ones drop out of the load, the strip stays full.
+    return product_get_by_ids(ids=newest_first[: history.MAX_REMEMBERED])[:k]

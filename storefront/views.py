@@ -7,8 +7,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from recommender import history
-from recommender.selectors import product_similar, products_recommended
+from recommender.selectors import history_viewed_ids, product_similar, products_recently_viewed, products_recommended
+from recommender.services import product_view_record
 from shop import selectors
 from storefront.forms import ProductFilterForm
 
@@ -16,13 +16,15 @@ NEWEST_ON_HOME = 12  # two full rows at 6, 4, 3 or 2 columns
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    viewed = history_viewed_ids(user=request.user, session=request.session)
     return render(
         request,
         "storefront/home.html",
         {
             "categories": selectors.category_list_with_counts(),
             "newest": list(selectors.product_list()[:NEWEST_ON_HOME]),
-            "recommended": products_recommended(viewed_ids=history.viewed_products(request.session)),
+            "recently_viewed": products_recently_viewed(viewed_ids=viewed),
+            "recommended": products_recommended(viewed_ids=viewed),
         },
     )
 
@@ -60,7 +62,8 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
         selected = 0
     selected = selected if 0 <= selected < len(images) else 0
     same_category = request.GET.get("same_category") == "1"
-    history.remember_view(request.session, product_id=product.id)
+    viewed = history_viewed_ids(user=request.user, session=request.session)  # before this view
+    product_view_record(user=request.user, session=request.session, product_id=product.id)
     return render(
         request,
         "storefront/product_detail.html",
@@ -72,5 +75,6 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "breadcrumb": selectors.category_path(slug=product.category.slug),
             "similar": product_similar(product=product, same_category=same_category),
             "same_category": same_category,
+            "recently_viewed": products_recently_viewed(viewed_ids=viewed, exclude_product_ids={product.id}),
         },
     )

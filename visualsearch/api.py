@@ -81,7 +81,7 @@ class ImageSearchApi(APIView):
             "(`category_applied`); send `category` to choose, or `auto_category=false` to search every "
             "category. `score` is the cosine similarity of the image embeddings (1.0 for an identical "
             "picture); results below the model's relevance floor are left out (`nothing_close`). Listings "
-            "of the same photo come as one result (`also_listed`). The search is kept for a day at "
+            "of the same photo come as one result (`also_sold_by`). The search is kept for a day at "
             "`search_url`, where a shopper can move boxes and change filters."
         ),
         request={"multipart/form-data": ImageSearchSerializer},

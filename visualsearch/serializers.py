@@ -98,12 +98,14 @@ class ImageSearchSerializer(serializers.Serializer):
         }
 
 
-class AlsoListedSerializer(serializers.Serializer):
-    """Another listing of the very same photo (folded into one result)."""
+class ListingSerializer(serializers.Serializer):
+    """Another product showing the very same photo (same file): another merchant's listing."""
 
     id = serializers.IntegerField()
+    title = serializers.CharField()
     merchant = serializers.CharField(source="merchant.name")
     price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    currency = serializers.CharField()
     url = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -123,7 +125,9 @@ class ProductMatchSerializer(serializers.Serializer):
     image_url = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     score = serializers.SerializerMethodField()
-    also_listed = AlsoListedSerializer(source="also", many=True, help_text="Other listings of the same photo.")
+    also_sold_by = ListingSerializer(
+        source="also", many=True, help_text="Other listings of the same photo, folded into this result instead of results of their own."
+    )
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_image_url(self, match: ProductMatch) -> str | None:

@@ -17,6 +17,7 @@ evaluate_matching``. The result is written beside the model as ``categories.npz`
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,6 +176,11 @@ def category_head_train(
     head = CategoryHead(tuple(labels), weight, bias, temperature=temperature, auto_threshold=float(threshold), info=info)
     folder = out_dir or _model_folder(model_name)
     path = save_category_head(folder, head)
+    metadata_path = Path(folder) / "metadata.json"
+    if metadata_path.is_file():
+        metadata = json.loads(metadata_path.read_text())
+        metadata["category_head"] = {"classes": len(labels), "temperature": temperature, "auto_threshold": float(threshold), **info}
+        metadata_path.write_text(json.dumps(metadata, indent=2, default=str))
     log(
         f"category head of {model_name}: {len(labels)} classes, temperature {temperature}, auto threshold {threshold} "
         f"(validation consumer photos: top-1 {info['validation']['consumer_top1']:.3f}, narrowed {covered:.0%} of searches "

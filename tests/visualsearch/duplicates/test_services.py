@@ -133,7 +133,7 @@ def test_confirm_can_keep_either_listing_and_undo_shows_it_again(embedded, staff
 def test_confirmed_duplicates_leave_the_similar_strip(embedded, staff):
     products, _ = embedded
     original = products["original"]
-    similar = {m.product.id for m in product_similar(product=original)}
+    similar = {m.product.id for m in product_similar(product=original).matches}
     assert products["near"].id in similar
     flag = flagged()[pair(original, products["near"])]
     services.duplicate_flag_confirm(flag=flag, actor=staff, keep_product_id=products["near"].id)  # original hidden
@@ -141,7 +141,7 @@ def test_confirmed_duplicates_leave_the_similar_strip(embedded, staff):
     flag = DuplicateFlag.objects.get(pk=flag.pk)
     services.duplicate_flag_confirm(flag=flag, actor=staff)  # the near copy (newer) is hidden
     assert selectors.confirmed_duplicate_ids(product_id=original.id) == {products["near"].id}
-    assert products["near"].id not in {m.product.id for m in product_similar(product=original)}
+    assert products["near"].id not in {m.product.id for m in product_similar(product=original).matches}
 
 
 def test_bulk_and_skip(embedded, staff):

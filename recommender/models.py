@@ -1,0 +1,35 @@
+"""Viewing history of signed-in shoppers, kept across sessions and devices.
+
+Anonymous visitors' history lives in their session (``recommender.history``); on login it is
+merged into these rows (``recommender.services.history_merge_session``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from shop.models import Product
+
+
+class ProductView(models.Model):
+    """The last time ``user`` opened ``product``'s page: one row per (user, product), its
+    time moved forward on every new view. Bounded: ``recommender.services`` keeps each
+    user's ``history.MAX_REMEMBERED`` most recent rows and deletes older ones on write."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="product_views", on_delete=models.CASCADE)
+    product = models.ForeignKey(Product, related_name="+", on_delete=models.CASCADE)
+    viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "product"], name="productview_unique_user_product"),
+        ]
+        indexes = [
+            # The read (a user's most recent views) and the prune both walk this index.
+            models.Index(fields=["user", "-viewed_at"], name="productview_user_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} viewed {self.product_id} at {self.viewed_at:%Y-%m-%d %H:%M}"
