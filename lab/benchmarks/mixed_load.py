@@ -30,6 +30,7 @@ from lab.benchmarks import http_load
 from lab.reports import fmt, json_write, machine_info, md_table, text_table
 from shop.models import Category, Product
 from visualsearch.models import ImageEmbedding
+from visualsearch.selectors import active_model_name
 
 DEFAULT_MIX = {"product": 0.5, "listing": 0.3, "search": 0.2}
 KINDS = tuple(DEFAULT_MIX)
@@ -60,10 +61,9 @@ class LoadOptions:
 
 def traffic_targets(*, seed: int, limit: int = 500) -> dict:
     """Product slugs (embedded, active), listing query strings and the catalogue's size."""
-    from django.conf import settings
 
 
-    embedded = ImageEmbedding.objects.filter(model_name=settings.VISUALSEARCH_MODEL, product__status=Product.Status.ACTIVE)
+    embedded = ImageEmbedding.objects.filter(model_name=active_model_name(), product__status=Product.Status.ACTIVE)
     slugs = sorted(set(Product.objects.filter(id__in=embedded.values("product_id")).values_list("slug", flat=True)))
     rng = random.Random(seed)
     rng.shuffle(slugs)

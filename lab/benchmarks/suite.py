@@ -22,6 +22,7 @@ from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
 from shop.models import Product
 from visualsearch.embedding import load_embedder
 from visualsearch.models import ImageEmbedding
+from visualsearch.selectors import active_model_name
 
 SECTIONS = ("throughput", "http", "ann")
 # Targets from the issues, checked in the report.
@@ -86,7 +87,7 @@ def bench_run(options: BenchOptions, log: Callable[[str], None] = print, command
         "mode": mode,
         "machine": machine_info(),
         "settings": {
-            "model": settings.VISUALSEARCH_MODEL,
+            "model": active_model_name(),
             "hnsw_m": settings.VISUALSEARCH_HNSW_M,
             "hnsw_ef_construction": settings.VISUALSEARCH_HNSW_EF_CONSTRUCTION,
             "hnsw_ef_search": settings.VISUALSEARCH_HNSW_EF_SEARCH,
@@ -189,10 +190,9 @@ def _throughput(options: BenchOptions, log) -> dict:
 
 def real_vectors(limit: int = 20_000) -> np.ndarray:
     """Stored vectors of the active model (read-only), to shape the synthetic ones."""
-    from django.conf import settings
 
 
-    rows = ImageEmbedding.objects.filter(model_name=settings.VISUALSEARCH_MODEL).order_by("id").values_list("vector", flat=True)[:limit]
+    rows = ImageEmbedding.objects.filter(model_name=active_model_name()).order_by("id").values_list("vector", flat=True)[:limit]
     vectors = [np.asarray(v.to_numpy(), dtype=np.float32) for v in rows]
     return np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
 
@@ -244,7 +244,7 @@ def _http(options: BenchOptions, log) -> dict:
 
 
     ids = list(
-        ImageEmbedding.objects.filter(model_name=settings.VISUALSEARCH_MODEL, product__status=Product.Status.ACTIVE)
+        ImageEmbedding.objects.filter(model_name=active_model_name(), product__status=Product.Status.ACTIVE)
         .values_list("product_id", flat=True)
         .distinct()
     )

@@ -41,10 +41,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.selectors import NEAR_IDENTICAL_SIMILARITY, RECENT_VIEWS_USED, products_recommended
+from recommender.selectors import (
+    NEAR_IDENTICAL_SIMILARITY,
+    RECENT_VIEWS_USED,
+    products_recommended,
+)
 from shop.models import Category, Product
 from visualsearch.models import ImageEmbedding
-from visualsearch.selectors import ProductMatch, active_model_name, product_search_by_vector, product_vectors
+from visualsearch.selectors import (
+    ProductMatch,
+    active_model_name,
+    product_search_by_vector,
+    product_vectors,
+)
 
 MIN_CATEGORIES, MAX_CATEGORIES = 2, 4
 MIN_VIEWS_PER_CATEGORY, MAX_VIEWS_PER_CATEGORY = 1, 2

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from lab import datasets
@@ -23,6 +22,7 @@ from lab.cli import cache_dir, command_line, reports_dir
 from lab.evaluation.quality import EvalOptions, evaluate_run, evaluate_text
 from visualsearch.embedding import available_models
 from visualsearch.embedding.config import finetuned_models
+from visualsearch.selectors import active_model_name
 
 
 class Command(BaseCommand):
@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         out_dir = reports_dir(opts["out"])
         options = EvalOptions(
-            models=(settings.VISUALSEARCH_MODEL, *opts["model"]),
+            models=(active_model_name(), *opts["model"]),
             quick=opts["quick"],
             seed=opts["seed"],
             gallery_size=opts["gallery_size"],

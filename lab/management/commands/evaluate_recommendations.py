@@ -10,7 +10,13 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from lab.cli import command_line, reports_dir
-from lab.evaluation.recommendations import METHODS, catalogue_read, session_examples, sessions_score, sessions_simulate
+from lab.evaluation.recommendations import (
+    METHODS,
+    catalogue_read,
+    session_examples,
+    sessions_score,
+    sessions_simulate,
+)
 from lab.reports import fmt, json_write, machine_info, md_table, text_table
 from recommender.selectors import RECOMMENDED_DEFAULT_K
 from visualsearch.selectors import active_model_name
