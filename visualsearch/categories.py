@@ -15,10 +15,13 @@ its parent's shelf rather than a page of five.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count
 
 from shop.models import Category, Product
@@ -58,13 +61,57 @@ class CategoryDecision:
         return self.guesses[0] if self.guesses else None
 
 
+class _Shelves:
+    """The category tree and how many active products each node holds, read at most every
+    ``VISUALSEARCH_SHELVES_TTL`` seconds per process: every photo search consults them (4 queries), and a
+    minute-old count only moves the point where a small category is widened."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.read_at = float("-inf")
+        self.by_name: dict[str, list[Category]] = {}
+        self.nodes: dict[int, Category] = {}
+        self.sizes: dict[int, int] = {}
+
+    def get(self) -> _Shelves:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.read_at >= settings.VISUALSEARCH_SHELVES_TTL:
+                self._read()
+                self.read_at = now
+            return self
+
+    def _read(self) -> None:
+        counts = dict(
+            Product.objects.filter(status=Product.Status.ACTIVE).values_list("category_id").annotate(n=Count("id")).values_list("category_id", "n")
+        )
+        self.nodes = {c.id: c for c in Category.objects.only("id", "name", "slug", "parent_id", "depth")}
+        children: dict[int | None, list[int]] = defaultdict(list)
+        for node in self.nodes.values():
+            children[node.parent_id].append(node.id)
+
+        def size(node_id: int) -> int:
+            return counts.get(node_id, 0) + sum(size(child) for child in children[node_id])
+
+        self.sizes = {node_id: size(node_id) for node_id in self.nodes}
+        self.by_name = defaultdict(list)
+        for node_id in counts:
+            if node_id in self.nodes:
+                self.by_name[self.nodes[node_id].name.lower()].append(self.nodes[node_id])
+
+
+_shelves = _Shelves()
+
+
+def shelves_forget() -> None:
+    """Forget the cached tree and counts (tests that change the catalogue between searches)."""
+    with _shelves.lock:
+        _shelves.read_at = float("-inf")
+
+
 def _leaf_categories_by_name() -> dict[str, list[Category]]:
     """Categories that hold active products directly, by lower-cased name."""
-    held = Product.objects.filter(status=Product.Status.ACTIVE).values_list("category_id", flat=True).distinct()
-    out: dict[str, list[Category]] = defaultdict(list)
-    for category in Category.objects.filter(id__in=held).only("id", "name", "slug", "parent_id", "depth"):
-        out[category.name.lower()].append(category)
-    return out
+    return _shelves.get().by_name
 
 
 def _from_classifier(vector: np.ndarray, model_name: str) -> list[CategoryGuess]:
@@ -102,20 +149,10 @@ def _from_neighbours(vector: np.ndarray, model_name: str) -> list[CategoryGuess]
 
 def category_scope(category: Category, *, min_products: int = MIN_CATEGORY_PRODUCTS) -> Category:
     """``category``, or its nearest ancestor holding at least ``min_products`` active products."""
-    counts = dict(
-        Product.objects.filter(status=Product.Status.ACTIVE).values_list("category_id").annotate(n=Count("id")).values_list("category_id", "n")
-    )
-    nodes = {c.id: c for c in Category.objects.only("id", "name", "slug", "parent_id", "depth")}
-    children: dict[int | None, list[int]] = defaultdict(list)
-    for node in nodes.values():
-        children[node.parent_id].append(node.id)
-
-    def size(node_id: int) -> int:
-        return counts.get(node_id, 0) + sum(size(child) for child in children[node_id])
-
-    node = nodes.get(category.id, category)
-    while size(node.id) < min_products and node.parent_id in nodes:
-        node = nodes[node.parent_id]
+    shelves = _shelves.get()
+    node = shelves.nodes.get(category.id, category)
+    while shelves.sizes.get(node.id, 0) < min_products and node.parent_id in shelves.nodes:
+        node = shelves.nodes[node.parent_id]
     return node
 
 

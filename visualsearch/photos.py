@@ -4,6 +4,7 @@ colour), and the search they feed."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image, ImageOps
 
 from shop.filters import ProductFilters
 from visualsearch.categories import CategoryDecision, category_decide
-from visualsearch.colour import ColourProfile, garment_profile
+from visualsearch.colour import ColourProfile
 from visualsearch.embedding import load_embedder, model_metadata
 from visualsearch.selectors import (
     ProductMatch,
@@ -76,8 +77,10 @@ class SearchSettings:
     relevance_floor: float
 
 
+@functools.lru_cache(maxsize=16)
 def search_settings(model_name: str) -> SearchSettings:
-    """The model's measured colour weight and relevance floor (metadata.json "search")."""
+    """The model's measured colour weight and relevance floor (metadata.json "search"; read
+    once per process: the lab writes it offline, before a model is deployed)."""
     measured = model_metadata(model_name).get("search", {})
     return SearchSettings(
         colour_weight=float(measured.get("colour_weight", DEFAULT_COLOUR_WEIGHT)),
@@ -129,25 +132,6 @@ def photo_search(
         colour=colour,
         nearest_score=max((m.score for m in matches), default=None),
         relevance_floor=tuned.relevance_floor,
-    )
-
-
-def photo_search_image(
-    *,
-    image: Image.Image,
-    k: int,
-    box: Box | None = None,
-    filters: ProductFilters | None = None,
-    auto_category: bool = True,
-) -> PhotoSearch:
-    """Shop the look with one region: the whole photo, or the boxed part."""
-    model_name = active_model_name()  # once: the photo and the index are read with the same model
-    upright = ImageOps.exif_transpose(image)
-    region, crop = _crop(upright, box)
-    vector = load_embedder(model_name).embed([region])[0]
-    return photo_search(
-        vector=vector, colour=garment_profile(upright, crop), k=k, model_name=model_name, filters=filters,
-        auto_category=auto_category,
     )
 
 

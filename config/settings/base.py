@@ -216,6 +216,9 @@ VISUALSEARCH_SEARCH_RETENTION_HOURS = float(os.environ.get("VISUALSEARCH_SEARCH_
 # How often (seconds) a process re-reads which model is active (the model registry, staff
 # page /staff/models/): a promotion reaches every web and worker process within this time.
 VISUALSEARCH_ACTIVE_MODEL_TTL = float(os.environ.get("VISUALSEARCH_ACTIVE_MODEL_TTL", "2"))
+# Photo searches guess a category and widen small ones to their parent from the category tree
+# and its product counts, re-read at most this often (seconds) per process.
+VISUALSEARCH_SHELVES_TTL = float(os.environ.get("VISUALSEARCH_SHELVES_TTL", "60"))
 VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256"))
 
 # Celery --------------------------------------------------------------------------------

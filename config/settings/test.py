@@ -28,3 +28,4 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
 }
 # Tests switch the active model (settings and registry) freely: never serve a cached one.
 VISUALSEARCH_ACTIVE_MODEL_TTL = 0
+VISUALSEARCH_SHELVES_TTL = 0  # tests build catalogues between searches
