@@ -181,10 +181,11 @@ def category_head_train(
         metadata = json.loads(metadata_path.read_text())
         metadata["category_head"] = {"classes": len(labels), "temperature": temperature, "auto_threshold": float(threshold), **info}
         metadata_path.write_text(json.dumps(metadata, indent=2, default=str))
+    top1 = info["validation"]["consumer_top1"]
     log(
         f"category head of {model_name}: {len(labels)} classes, temperature {temperature}, auto threshold {threshold} "
-        f"(validation consumer photos: top-1 {info['validation']['consumer_top1']:.3f}, narrowed {covered:.0%} of searches "
-        f"at precision {info['validation']['auto_precision']}); written to {path}"
+        f"(validation consumer photos: {len(hits)}, top-1 {'n/a' if top1 is None else f'{top1:.3f}'}, narrowed {covered:.0%} "
+        f"of searches at precision {info['validation']['auto_precision']}); written to {path}"
     )
     return head
 

@@ -32,6 +32,7 @@ def trained(tiny_data, models_dir, tmp_path):
     return models_dir / NAME, out.getvalue()
 
 
+@pytest.mark.django_db  # evaluate compares with the active model, read from the registry
 def test_train_then_evaluate_on_the_holdout(trained, tiny_data, tmp_path) -> None:
     trained, out = trained
     assert f"Model {NAME}: 256-d, 3 epochs" in out and "hold-out:" in out
