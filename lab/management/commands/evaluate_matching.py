@@ -28,10 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--record", action="store_true", help="write the chosen colour weight and floor into each fine-tuned model")
         parser.add_argument("--out", type=Path, help="reports folder (default reports/)")
         parser.add_argument("--cache-dir", type=Path, help="embedding cache (default var/cache/evaluate)")
+        parser.add_argument("--catalog", type=Path, default=datasets.CATALOG_DIR)
+        parser.add_argument("--consumer", type=Path, default=datasets.CONSUMER_DIR)
 
     def handle(self, *args, **opts):
-        if not (datasets.CATALOG_DIR / "labels.csv").exists():
-            raise CommandError(f"No catalogue at {datasets.CATALOG_DIR} (../shared/data beside the repository).")
+        if not (opts["catalog"] / "labels.csv").exists():
+            raise CommandError(f"No catalogue at {opts['catalog']} (../shared/data beside the repository).")
         models = tuple(opts["model"]) or (opts["holdout"],)
         unknown = [m for m in (*models, opts["holdout"]) if m not in available_models()]
         if unknown:
@@ -39,6 +41,7 @@ class Command(BaseCommand):
         options = MatchingOptions(
             models=models, holdout_model=opts["holdout"], out_dir=reports_dir(opts["out"]),
             cache_dir=cache_dir(opts["cache_dir"], "evaluate"), record=opts["record"], command=command_line("evaluate_matching"),
+            catalog_dir=opts["catalog"], consumer_dir=opts["consumer"],
         )
         try:
             result = matching_run(options, log=self.stdout.write)

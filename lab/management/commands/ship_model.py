@@ -16,14 +16,15 @@ import shutil
 from pathlib import Path
 
 import torch
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from lab import datasets
 from lab.cli import cache_dir, command_line, reports_dir
 from lab.evaluation.matching import MatchingOptions, matching_run
 from visualsearch.embedding import clear_cache
 from visualsearch.embedding.categories import CATEGORIES_FILE
-from visualsearch.embedding.config import MODEL_CARD, SHIPPED_MODELS_DIR
+from visualsearch.embedding import config as embedding_config
+from visualsearch.embedding.config import MODEL_CARD
 from visualsearch.embedding.finetuned import METADATA_FILE, WEIGHTS_FILE
 
 MAX_FILE_BYTES = 2_000_000
@@ -44,9 +45,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True)
         parser.add_argument("--baseline", default="efficientnet_lite0", help="the model the card compares with")
+        parser.add_argument("--catalog", type=Path, default=datasets.CATALOG_DIR)
+        parser.add_argument("--consumer", type=Path, default=datasets.CONSUMER_DIR)
+        parser.add_argument("--out", type=Path, help="reports folder (default reports/; the hold-out scores go to <out>/ship)")
+        parser.add_argument("--cache-dir", type=Path, help="embedding cache (default var/cache/evaluate)")
 
     def handle(self, *args, model, baseline, **opts):
-        source = Path(settings.VISUALSEARCH_MODELS_DIR) / model
+        if not (opts["catalog"] / "labels.csv").exists():
+            raise CommandError(f"No catalogue at {opts['catalog']}: the shipped copy is checked on the model's hold-out.")
+        source = embedding_config.resolved_models_dir() / model
         fp32 = source.with_name(f"{model}-fp32")
         if source.is_dir():
             if fp32.exists():
@@ -57,7 +64,7 @@ class Command(BaseCommand):
             (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if not (fp32 / METADATA_FILE).is_file():
             raise CommandError(f"No trained model at {source} (nor {fp32}).")
-        target = SHIPPED_MODELS_DIR / model
+        target = embedding_config.SHIPPED_MODELS_DIR / model  # read at run time: tests point it elsewhere
         target.mkdir(parents=True, exist_ok=True)
         state = torch.load(fp32 / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, target / WEIGHTS_FILE)
@@ -72,8 +79,9 @@ class Command(BaseCommand):
         clear_cache()
 
         result = matching_run(MatchingOptions(
-            models=(baseline, fp32.name, model), holdout_model=model, out_dir=reports_dir(None) / "ship",
-            cache_dir=cache_dir(None, "evaluate"), record=True, command=command_line("ship_model"),
+            models=(baseline, fp32.name, model), holdout_model=model, out_dir=reports_dir(opts["out"]) / "ship",
+            cache_dir=cache_dir(opts["cache_dir"], "evaluate"), record=True, command=command_line("ship_model"),
+            catalog_dir=opts["catalog"], consumer_dir=opts["consumer"],
         ), log=self.stdout.write)
         half, full = _flat(result["models"][model]), _flat(result["models"][fp32.name])
         differences = {k: (full[k], half[k]) for k in half if round(full[k], 3) != round(half[k], 3)}

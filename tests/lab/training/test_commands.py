@@ -88,3 +88,40 @@ def test_train_embedder_refuses_a_backbone_name_and_an_existing_model(trained, t
     with pytest.raises(CommandError, match="already exists"):
         call_command("train_embedder", "--name", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
                      "--models-dir", str(models_dir), "--no-progress")
+
+
+@pytest.mark.django_db
+def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_data, tmp_path, monkeypatch) -> None:
+    from visualsearch.embedding import available_models, clear_cache, config, load_embedder
+
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(config, "SHIPPED_MODELS_DIR", shipped)
+    catalog, consumer = tiny_data
+    out = io.StringIO()
+    call_command(
+        "ship_model", "--model", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
+        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), stdout=out,
+    )
+    folder = shipped / NAME
+    assert {p.name for p in folder.iterdir()} >= {"weights.pt", "metadata.json", "categories.npz", "MODEL_CARD.md"}
+    assert all(p.stat().st_size < 2_000_000 for p in folder.iterdir())
+    import torch
+
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    metadata = json.loads((folder / "metadata.json").read_text())
+    comparison = metadata["shipped"]["float16_vs_float32"]
+    assert set(comparison["float16"]) == set(comparison["float32"]) and "views_r1" in comparison["float16"]
+    # The float32 original stays loadable under its own name, and NAME now loads the shipped copy.
+    assert (trained[0].parent / f"{NAME}-fp32" / "weights.pt").exists() and not trained[0].exists()
+    clear_cache()
+    assert {NAME, f"{NAME}-fp32"} <= set(available_models())
+    half, full = load_embedder(NAME), load_embedder(f"{NAME}-fp32")
+    image = next((catalog / "images").iterdir())
+    from PIL import Image
+
+    a, b = half.embed([Image.open(image)]), full.embed([Image.open(image)])
+    assert float(a[0] @ b[0]) > 0.999
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"# Model card: {NAME}" in card and "consumer-like views R@1" in card and "make train" in card
+    assert (tmp_path / "reports" / "ship" / "matching.json").exists()
