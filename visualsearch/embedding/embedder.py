@@ -88,6 +88,14 @@ class Embedder:
         # ... and, when the lab trained one, its category classifier (categories.py).
         self.category_head: CategoryHead | None = None
 
+    @property
+    def cpu_threads(self) -> int:
+        """CPU threads the forward pass keeps busy (0 on a GPU): callers size their own
+        thread pools to the cores left."""
+        if self._runner is not None:
+            return self._runner.threads
+        return 0 if self.device.startswith("cuda") else torch.get_num_threads()
+
     def project_base_vectors(self, vectors: np.ndarray) -> np.ndarray | None:
         """This model's vectors computed from its backbone's own (L2-normalised) vectors.
 
