@@ -17,7 +17,7 @@ import numpy as np
 
 from lab import plots
 from lab.benchmarks import ann, http_load, pgindex
-from lab.benchmarks.throughput import SIDE_BY_SIDE_RUNS, throughput_bench
+from lab.benchmarks.throughput import SIDE_BY_SIDE_IMAGES, SIDE_BY_SIDE_RUNS, throughput_bench
 from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
 from shop.models import Product
 from visualsearch.embedding import DEFAULT_BATCH_SIZE, load_embedder
@@ -46,6 +46,8 @@ class BenchOptions:
     batch_sizes: tuple[int, ...] | None = None
     pipeline_batch_sizes: tuple[int, ...] | None = None
     throughput_images: int | None = None
+    backend_runs: int | None = None
+    backend_images: int | None = None
     http_seconds: float | None = None
     http_clients: int = 4
     seed: int = 0
@@ -189,7 +191,8 @@ def _throughput(options: BenchOptions, log) -> dict:
     return throughput_bench(
         model_name=None, batch_sizes=batch_sizes, pipeline_batch_sizes=pipeline_batch_sizes, limit=limit,
         fallback_paths=options.fallback_image_paths, compare_without_duplicates=not options.quick,
-        side_by_side_runs=2 if options.quick else SIDE_BY_SIDE_RUNS, log=log,
+        side_by_side_runs=options.backend_runs or (2 if options.quick else SIDE_BY_SIDE_RUNS),
+        side_by_side_images=options.backend_images or SIDE_BY_SIDE_IMAGES, log=log,
     )
 
 
