@@ -37,12 +37,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# One loader thread decodes, preprocesses and fingerprints an image in ~3.5 ms of CPU
-# (docs/benchmarks.md: decode ~0.6 ms, preprocess ~0.7 ms, the perceptual hashes the rest),
-# i.e. ~280 images/s, 2-3x what the forward pass does on a core. So loaders are sized to the
-# cores the forward pass leaves free, at least one: on the 2-core box (forward on 2
-# threads) that is one, and a second only took CPU from the forward pass; a 16-core
-# machine running the forward pass on 8 threads gets 8.
+# One loader thread decodes, preprocesses and fingerprints an image in ~3.5 ms of CPU on a
+# quiet core (docs/benchmarks.md, "Embedding throughput": decode 1,737 and preprocess 1,356
+# images/s on one thread, the perceptual hashes the rest), i.e. ~280 images/s: more than
+# the forward pass does per core (ONNX Runtime ~60, torch ~30 images/s per core at batch 8),
+# so one loader keeps up with 4-8 inference threads. Loaders get the cores the forward
+# pass leaves, at least one, so that the two never fight over a core: on the 2-core box
+# that is one thread (the old pipeline's, which the forward loop waited on for 0.0-0.1 s
+# per run of 480 images); a 16-core machine with 8 inference threads gets 8, more than it
+# needs (an idle loader costs one prepared batch of memory). The cap bounds that memory.
 MAX_LOADER_WORKERS = 8
 
 
