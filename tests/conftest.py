@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from lab.datasets import CATALOG_DIR, CONSUMER_DIR
+from tests.visualsearch.embedding.helpers import SUITE_BACKEND
 
 
 @pytest.fixture
@@ -33,3 +34,10 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _suite_backend(monkeypatch):
+    """Code that resets the embedding configuration (and processes the tests start) embeds
+    with the suite's backend, torch unless VISUALSEARCH_TEST_BACKEND says otherwise."""
+    monkeypatch.setenv("VISUALSEARCH_BACKEND", SUITE_BACKEND)

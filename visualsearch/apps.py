@@ -17,5 +17,7 @@ class VisualsearchConfig(AppConfig):
             active_model=settings.VISUALSEARCH_MODEL,
             weights=settings.VISUALSEARCH_WEIGHTS,
             device=settings.VISUALSEARCH_DEVICE,
+            backend=getattr(settings, "VISUALSEARCH_BACKEND", None),
+            onnx_cache_dir=getattr(settings, "VISUALSEARCH_ONNX_CACHE_DIR", None),
         )
         signals.connect()

@@ -1,16 +1,19 @@
-"""Bulk embedding of the catalogue: decode and preprocess the next batch in one thread
-and write the previous batch's vectors in another while the model runs on the current
-one, so the forward pass is rarely kept waiting.
+"""Bulk embedding of the catalogue: decode, preprocess and fingerprint the next batches
+in loader threads and write the previous batch's vectors in another while the model runs
+on the current one, so the forward pass is rarely kept waiting.
 
 PIL releases the GIL while it decodes and resizes, psycopg while it waits on the server,
-and torch while it convolves, so the threads overlap even on two cores (measurements:
-``docs/benchmarks.md``, "Embedding throughput").
+and torch / ONNX Runtime while they convolve, so the threads overlap even on two cores
+(measurements: ``docs/benchmarks.md``, "Embedding throughput" and "Inference backends").
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +37,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# One loader thread decodes, preprocesses and fingerprints an image in ~3.5 ms of CPU on a
+# quiet core (docs/benchmarks.md, "Embedding throughput": decode 1,737 and preprocess 1,356
+# images/s on one thread, the perceptual hashes the rest), i.e. ~280 images/s: more than
+# the forward pass does per core (ONNX Runtime ~60, torch ~30 images/s per core at batch 8),
+# so one loader keeps up with 4-8 inference threads. Loaders get the cores the forward
+# pass leaves, at least one, so that the two never fight over a core: on the 2-core box
+# that is one thread (the old pipeline's, which the forward loop waited on for 0.0-0.1 s
+# per run of 480 images); a 16-core machine with 8 inference threads gets 8, more than it
+# needs (an idle loader costs one prepared batch of memory). The cap bounds that memory.
+MAX_LOADER_WORKERS = 8
+
+
+def loader_workers(*, cores: int | None = None, inference_threads: int) -> int:
+    """Loader threads for a machine with ``cores`` (default: this one's) whose forward pass
+    runs ``inference_threads`` threads."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(MAX_LOADER_WORKERS, cores - inference_threads))
+
 
 @dataclass
 class CatalogEmbedReport:
@@ -46,6 +67,8 @@ class CatalogEmbedReport:
     forward_seconds: float = 0.0  # time inside the model's forward pass
     wait_seconds: float = 0.0  # time the model waited for the loader
     store_seconds: float = 0.0  # time the model waited for PostgreSQL writes
+    backend: str = ""  # "onnx" or "torch"
+    loader_workers: int = 1
 
     @property
     def images_per_second(self) -> float:
@@ -104,6 +127,8 @@ def catalog_embed(
     on_progress: Callable[[int], None] | None = None,
     rows: Sequence[StoredImage] | None = None,
     detect_duplicates: bool = True,
+    backend: str | None = None,
+    workers: int | None = None,
 ) -> CatalogEmbedReport:
     """Embed catalogue images in batches and upsert them; each batch commits on its own,
     so an interrupted run resumes with ``only_missing=True``.
@@ -112,30 +137,42 @@ def catalog_embed(
     off the forward pass's path). ``detect_duplicates=False`` leaves that to one
     ``scan_duplicates`` afterwards, which uses the finished HNSW index: faster for a first
     import of a large catalogue.
+
+    ``backend`` overrides the configured inference backend (benchmarks); ``workers`` the
+    number of loader threads (default: ``loader_workers`` for this machine).
     """
-    embedder = load_embedder(model_name or active_model_name())
+    embedder = load_embedder(model_name or active_model_name(), backend=backend)
     size = batch_size or embedder.batch_size
     if rows is None:
         rows = images_to_embed(model_name=embedder.name, only_missing=only_missing, limit=limit)
-    report = CatalogEmbedReport(model_name=embedder.name, device=embedder.device, batch_size=size)
+    if workers is None:
+        workers = loader_workers(inference_threads=embedder.cpu_threads)
+    report = CatalogEmbedReport(
+        model_name=embedder.name, device=embedder.device, batch_size=size, backend=embedder.backend,
+        loader_workers=workers,
+    )
     # A writer thread has its own connection, which cannot see rows of a transaction the
     # caller still holds open (tests, or a caller's atomic block): write inline then.
     threaded_writes = not connection.in_atomic_block
     started = time.perf_counter()
     with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-loader") as loader,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-loader") as loader,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-writer") as writer,
     ):
         chunks = _batches(rows, size)
-        pending = loader.submit(_load_batch, embedder, next(chunks, []))
+        # One batch in preparation per loader thread, taken in order: memory stays bounded
+        # by (workers + 1) batches of tensors.
+        pending: deque[Future] = deque(
+            loader.submit(_load_batch, embedder, chunk) for chunk in itertools.islice(chunks, workers)
+        )
         writing: Future | None = None
-        while True:
+        while pending:
             t0 = time.perf_counter()
-            batch = pending.result()
+            batch = pending.popleft().result()
             report.wait_seconds += time.perf_counter() - t0
-            if not batch.rows and not batch.failed:
-                break
-            pending = loader.submit(_load_batch, embedder, next(chunks, []))
+            chunk = next(chunks, None)
+            if chunk is not None:
+                pending.append(loader.submit(_load_batch, embedder, chunk))
             report.failed.extend(batch.failed)
             if batch.tensor is not None:
                 t0 = time.perf_counter()

@@ -195,6 +195,11 @@ VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0")
 VISUALSEARCH_MODELS_DIR = Path(os.environ.get("VISUALSEARCH_MODELS_DIR") or BASE_DIR / "var" / "models")
 # "auto" picks CUDA when a GPU is visible.
 VISUALSEARCH_DEVICE = os.environ.get("VISUALSEARCH_DEVICE", "auto")
+# Who runs the forward pass: "auto" = ONNX Runtime on the CPU (3-4x torch eager on the
+# 2-core box, docs/benchmarks.md), torch on CUDA; or "torch" / "onnx". Exported graphs are
+# cached in VISUALSEARCH_ONNX_CACHE_DIR, keyed by a checksum of the weights.
+VISUALSEARCH_BACKEND = os.environ.get("VISUALSEARCH_BACKEND", "auto")
+VISUALSEARCH_ONNX_CACHE_DIR = Path(os.environ.get("VISUALSEARCH_ONNX_CACHE_DIR") or BASE_DIR / "var" / "cache" / "onnx")
 # Local state_dict files for the torchvision backbones; weights are never downloaded.
 VISUALSEARCH_WEIGHTS = {
     name: path

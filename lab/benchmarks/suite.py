@@ -17,10 +17,10 @@ import numpy as np
 
 from lab import plots
 from lab.benchmarks import ann, http_load, pgindex
-from lab.benchmarks.throughput import throughput_bench
+from lab.benchmarks.throughput import SIDE_BY_SIDE_IMAGES, SIDE_BY_SIDE_RUNS, throughput_bench
 from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
 from shop.models import Product
-from visualsearch.embedding import load_embedder
+from visualsearch.embedding import DEFAULT_BATCH_SIZE, load_embedder
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import active_model_name
 
@@ -44,7 +44,10 @@ class BenchOptions:
     sections: tuple[str, ...] = SECTIONS
     sizes: tuple[int, ...] | None = None
     batch_sizes: tuple[int, ...] | None = None
+    pipeline_batch_sizes: tuple[int, ...] | None = None
     throughput_images: int | None = None
+    backend_runs: int | None = None
+    backend_images: int | None = None
     http_seconds: float | None = None
     http_clients: int = 4
     seed: int = 0
@@ -181,10 +184,15 @@ def _existing(path: Path, mode: str) -> dict:
 
 def _throughput(options: BenchOptions, log) -> dict:
     batch_sizes = options.batch_sizes or ((8,) if options.quick else (1, 8, 32))
+    # The pipeline at the default batch only (both backends, with and without the duplicate
+    # check): at 1 / 8 / 32 it took 4 minutes of a full run for little news.
+    pipeline_batch_sizes = options.pipeline_batch_sizes or (batch_sizes if options.quick else (DEFAULT_BATCH_SIZE,))
     limit = options.throughput_images or (32 if options.quick else 480)
     return throughput_bench(
-        model_name=None, batch_sizes=batch_sizes, limit=limit, fallback_paths=options.fallback_image_paths,
-        compare_without_duplicates=not options.quick, log=log,
+        model_name=None, batch_sizes=batch_sizes, pipeline_batch_sizes=pipeline_batch_sizes, limit=limit,
+        fallback_paths=options.fallback_image_paths, compare_without_duplicates=not options.quick,
+        side_by_side_runs=options.backend_runs or (2 if options.quick else SIDE_BY_SIDE_RUNS),
+        side_by_side_images=options.backend_images or SIDE_BY_SIDE_IMAGES, log=log,
     )
 
 
@@ -297,20 +305,40 @@ def _http(options: BenchOptions, log) -> dict:
 # ---------------------------------------------------------------------------- tables
 
 
+def backend_rows(res: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["batch", "torch eager (img/s, median)", "ONNX Runtime (img/s, median)", "ONNX Runtime / torch (median of paired runs)",
+               "torch min–max", "ONNX Runtime min–max"]
+    rows = []
+    for b, row in sorted(res.get("backends", {}).items(), key=lambda x: int(x[0])):
+        t, o = row.get("torch", {}), row.get("onnx", {})
+        ratio = row.get("onnx_to_torch_paired_ratio")
+        rows.append([b, fmt(t.get("median"), 1), fmt(o.get("median"), 1), "–" if ratio is None else f"{ratio:.2f}×",
+                     f"{fmt(t.get('min'), 1)}–{fmt(t.get('max'), 1)}", f"{fmt(o.get('min'), 1)}–{fmt(o.get('max'), 1)}"])
+    return headers, rows
+
+
+def _pipeline_sets(res: dict) -> list[tuple[str, dict]]:
+    """(backend, by_batch) pairs; a report from before the backends has one unnamed set."""
+    if res.get("by_backend"):
+        return [(name, part.get("by_batch", {})) for name, part in res["by_backend"].items()]
+    return [("", res.get("by_batch", {}))]
+
+
 def throughput_rows(res: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["batch", "forward alone (img/s)", "embed() on decoded (img/s)", "pipeline (img/s)", "pipeline / forward",
+    headers = ["backend", "batch", "forward alone (img/s)", "embed() on decoded (img/s)", "pipeline (img/s)", "pipeline / forward",
                "forward inside the pipeline (img/s)", "pipeline waited on decode (s)", "on DB writes (s)",
                "pipeline without duplicate check (img/s)", "… / forward"]
     rows = []
-    for b, row in sorted(res.get("by_batch", {}).items(), key=lambda x: int(x[0])):
-        ratio = row.get("pipeline_to_forward_ratio")
-        rows.append([b, fmt(row["forward_images_per_second"], 1), fmt(row["embed_pil_images_per_second"], 1),
-                     fmt(row.get("pipeline_images_per_second"), 1), "–" if ratio is None else f"{ratio:.0%}",
-                     fmt(row.get("pipeline_forward_images_per_second"), 1),
-                     fmt(row.get("pipeline_wait_decode_seconds"), 1), fmt(row.get("pipeline_wait_db_seconds"), 1),
-                     fmt(row.get("pipeline_no_duplicates_images_per_second"), 1),
-                     "–" if row.get("pipeline_no_duplicates_to_forward_ratio") is None
-                     else f"{row['pipeline_no_duplicates_to_forward_ratio']:.0%}"])
+    for backend, by_batch in _pipeline_sets(res):
+        for b, row in sorted(by_batch.items(), key=lambda x: int(x[0])):
+            ratio = row.get("pipeline_to_forward_ratio")
+            no_dup = row.get("pipeline_no_duplicates_to_forward_ratio")
+            rows.append([backend or "–", b, fmt(row["forward_images_per_second"], 1), fmt(row["embed_pil_images_per_second"], 1),
+                         fmt(row.get("pipeline_images_per_second"), 1), "–" if ratio is None else f"{ratio:.0%}",
+                         fmt(row.get("pipeline_forward_images_per_second"), 1),
+                         fmt(row.get("pipeline_wait_decode_seconds"), 1), fmt(row.get("pipeline_wait_db_seconds"), 1),
+                         fmt(row.get("pipeline_no_duplicates_images_per_second"), 1),
+                         "–" if no_dup is None else f"{no_dup:.0%}"])
     return headers, rows
 
 
@@ -390,14 +418,20 @@ def http_rows(res: dict) -> tuple[list[str], list[list[str]]]:
 def targets(result: dict) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for every target the issues set."""
     out = []
-    tp = result.get("throughput", {}).get("by_batch", {})
-    for b, row in sorted(tp.items(), key=lambda x: int(x[0])):
-        if "pipeline_to_forward_ratio" in row:
-            r = row["pipeline_to_forward_ratio"]
-            out.append((f"pipeline ≥ 90% of forward pass (batch {b})", f"{r:.0%}", "met" if r >= 0.9 else "missed"))
-            if "pipeline_no_duplicates_to_forward_ratio" in row:
-                r = row["pipeline_no_duplicates_to_forward_ratio"]
-                out.append((f"… without the per-batch duplicate check (batch {b})", f"{r:.0%}", "met" if r >= 0.9 else "missed"))
+    for backend, tp in _pipeline_sets(result.get("throughput", {})):
+        tag = f"{backend}, " if backend else ""
+        for b, row in sorted(tp.items(), key=lambda x: int(x[0])):
+            if "pipeline_to_forward_ratio" in row:
+                r = row["pipeline_to_forward_ratio"]
+                out.append((f"pipeline ≥ 90% of forward pass ({tag}batch {b})", f"{r:.0%}", "met" if r >= 0.9 else "missed"))
+                if "pipeline_no_duplicates_to_forward_ratio" in row:
+                    r = row["pipeline_no_duplicates_to_forward_ratio"]
+                    out.append((f"… without the per-batch duplicate check ({tag}batch {b})", f"{r:.0%}", "met" if r >= 0.9 else "missed"))
+    agreement = result.get("throughput", {}).get("agreement", {})
+    if "min_cosine" in agreement:
+        c = agreement["min_cosine"]
+        out.append(("torch vs ONNX Runtime: cosine ≥ 0.9999 per image", f"min {c:.6f} ({agreement['images']} images)",
+                    "met" if c >= 0.9999 else "missed"))
     http = result.get("http", {})
     for key, label, limit in (("similar", "GET similar p50 < 15 ms (single client)", TARGET_SIMILAR_P50_MS),
                               ("search_image", "POST search/image p50 < 80 ms (single client)", TARGET_SEARCH_IMAGE_P50_MS)):
@@ -443,9 +477,17 @@ def bench_markdown(result: dict) -> str:
                 f"{tp['model']} on {tp['device']}, {tp['images']} images ({tp['source']}). Decode alone "
                 f"{tp['decode_images_per_second']:.0f} images/s, preprocess alone {tp['preprocess_images_per_second']:.0f} images/s (one thread).",
                 "",
-                md_table(*throughput_rows(tp)),
-                "",
             ]
+            if tp.get("backends"):
+                some = next(iter(tp["backends"].values()))
+                parts += [
+                    f"### Inference backends (torch threads {tp.get('torch_threads')}, ONNX Runtime intra-op threads "
+                    f"{tp.get('onnx_threads')}; {some['runs']} alternating runs of {some['images_per_run']} images per backend and batch)",
+                    "",
+                    md_table(*backend_rows(tp)),
+                    "",
+                ]
+            parts += ["### Pipeline (`embed_catalog`) against the forward pass", "", md_table(*throughput_rows(tp)), ""]
     if "http" in result:
         parts += ["## HTTP (gunicorn on 127.0.0.1)", ""]
         if "similar" not in result["http"]:
@@ -474,6 +516,8 @@ def bench_markdown(result: dict) -> str:
 def bench_text(result: dict) -> str:
     """The tables for the terminal."""
     out = []
+    if result.get("throughput", {}).get("backends"):
+        out += ["Inference backends (images/s)", text_table(*backend_rows(result["throughput"])), ""]
     if "by_batch" in result.get("throughput", {}):
         out += ["Embedding throughput", text_table(*throughput_rows(result["throughput"])), ""]
     if "similar" in result.get("http", {}):

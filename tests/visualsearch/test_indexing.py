@@ -88,3 +88,25 @@ def test_catalog_embed_pipeline_is_resumable_and_matches_the_direct_path():
     direct = load_embedder().embed([stored_image_open(images[5].image.name)])[0]
     stored = ImageEmbedding.objects.get(image=images[5]).vector.to_numpy().astype(np.float32)
     assert float(direct @ stored) > 0.999
+
+
+def test_catalog_embed_with_several_loader_threads_keeps_every_image_in_order():
+    images = [ProductImageFactory(colour=(20 * i, 90, 200 - 20 * i)) for i in range(7)]
+    seen = []
+    report = catalog_embed(batch_size=2, workers=3, on_progress=seen.append)
+    assert (report.embedded, report.loader_workers, seen) == (7, 3, [2, 2, 2, 1])
+    from visualsearch.embedding import load_embedder
+    from visualsearch.reader import stored_image_open
+
+    expected = load_embedder().embed([stored_image_open(image.image.name) for image in images])
+    stored = [ImageEmbedding.objects.get(image=image).vector.to_numpy().astype(np.float32) for image in images]
+    assert min(float(e @ s) for e, s in zip(expected, stored)) > 0.999
+
+
+def test_loader_threads_are_sized_to_the_cores_the_forward_pass_leaves():
+    from visualsearch.pipeline import MAX_LOADER_WORKERS, loader_workers
+
+    assert loader_workers(cores=2, inference_threads=2) == 1  # the 2-core box: never zero
+    assert loader_workers(cores=2, inference_threads=1) == 1
+    assert loader_workers(cores=16, inference_threads=8) == 8
+    assert loader_workers(cores=64, inference_threads=0) == MAX_LOADER_WORKERS  # a GPU

@@ -44,6 +44,16 @@ ENV_DEVICE = "VISUALSEARCH_DEVICE"
 ENV_RESIZE_POLICY = "VISUALSEARCH_RESIZE_POLICY"
 ENV_TORCH_THREADS = "VISUALSEARCH_TORCH_THREADS"
 ENV_MODELS_DIR = "VISUALSEARCH_MODELS_DIR"
+ENV_BACKEND = "VISUALSEARCH_BACKEND"
+ENV_ONNX_CACHE_DIR = "VISUALSEARCH_ONNX_CACHE_DIR"
+
+# Who runs the forward pass. "auto": ONNX Runtime on the CPU, where it ran the same
+# EfficientNet-Lite0 graph about 3-4x faster than torch eager on the 2-core box
+# (docs/benchmarks.md, "Inference backends"), and torch on CUDA, where ONNX Runtime's CPU
+# provider would leave the GPU idle. Training always uses torch.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+# Exported graphs, one file per (model weights, export settings): see onnx_backend.py.
+DEFAULT_ONNX_CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "cache" / "onnx"
 
 # Fine-tuned models (manage.py train_embedder) live in <models dir>/<name>/metadata.json.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
@@ -76,6 +86,8 @@ class EmbeddingSettings:
     resize_policy: str = DEFAULT_RESIZE_POLICY
     num_threads: int | None = None
     models_dir: Path = DEFAULT_MODELS_DIR
+    backend: str = "auto"
+    onnx_cache_dir: Path = DEFAULT_ONNX_CACHE_DIR
 
     def weights_path(self, name: str) -> str | None:
         """Configured weight file for ``name``; configure() wins over the env."""
@@ -136,10 +148,14 @@ def validate_model_name(name: str, models_dir: Path | None = None) -> str:
     )
 
 
-def validate_models_dir(path: Any) -> Path:
+def validate_models_dir(path: Any, label: str = "models_dir") -> Path:
     if path is None or str(path).strip() == "":
-        raise EmbedderConfigError("models_dir must be a folder path.")
+        raise EmbedderConfigError(f"{label} must be a folder path.")
     return Path(os.fspath(path)).expanduser()
+
+
+def validate_onnx_cache_dir(path: Any) -> Path:
+    return validate_models_dir(path, "onnx_cache_dir")
 
 
 def resolved_models_dir() -> Path:
@@ -167,6 +183,31 @@ def validate_resize_policy(policy: str) -> str:
             f"Unknown resize policy {policy!r}. Available policies: {', '.join(RESIZE_POLICIES)}."
         )
     return policy
+
+
+def validate_backend(backend: str) -> str:
+    backend = str(backend).strip().lower()
+    if backend not in BACKENDS:
+        raise EmbedderConfigError(f"Unknown embedding backend {backend!r}; use one of {', '.join(BACKENDS)}.")
+    return backend
+
+
+def resolve_backend(requested: str, device: str) -> str:
+    """The backend that runs on ``device`` (already resolved): ``"onnx"`` or ``"torch"``.
+
+    ONNX Runtime runs here with its CPU provider only, so asking for it together with a
+    pinned CUDA device is a contradiction, reported rather than silently moved to the CPU.
+    """
+    requested = validate_backend(requested)
+    on_gpu = device.startswith("cuda")
+    if requested == "onnx" and on_gpu:
+        raise EmbedderConfigError(
+            f"Embedding backend 'onnx' runs on the CPU, but device {device!r} was requested; "
+            f"set {ENV_BACKEND}=torch (or auto) for the GPU, or {ENV_DEVICE}=cpu."
+        )
+    if requested == "auto":
+        return "torch" if on_gpu else "onnx"
+    return requested
 
 
 def validate_weights(weights: Mapping[str, Any]) -> dict[str, str]:
@@ -209,6 +250,8 @@ def set_overrides(**values: Any) -> None:
         "weights": validate_weights,
         "device": validate_device,
         "resize_policy": validate_resize_policy,
+        "backend": validate_backend,
+        "onnx_cache_dir": validate_onnx_cache_dir,
     }
     # Validate everything before storing anything, so a bad call changes nothing.
     cleaned = {
@@ -239,6 +282,11 @@ def current_settings() -> EmbeddingSettings:
         _env(ENV_RESIZE_POLICY) or DEFAULT_RESIZE_POLICY
     )
     threads_raw = _env(ENV_TORCH_THREADS)
+    backend = overrides.get("backend") or validate_backend(_env(ENV_BACKEND) or "auto")
+    onnx_cache_dir = overrides.get("onnx_cache_dir")
+    if onnx_cache_dir is None:
+        env_cache = _env(ENV_ONNX_CACHE_DIR)
+        onnx_cache_dir = Path(env_cache).expanduser() if env_cache else DEFAULT_ONNX_CACHE_DIR
     return EmbeddingSettings(
         active_model=active_model,
         weights=dict(overrides.get("weights", {})),
@@ -246,6 +294,8 @@ def current_settings() -> EmbeddingSettings:
         resize_policy=resize_policy,
         num_threads=_validate_threads(threads_raw) if threads_raw else None,
         models_dir=models_dir,
+        backend=backend,
+        onnx_cache_dir=onnx_cache_dir,
     )
 
 

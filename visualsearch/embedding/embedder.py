@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from .categories import CategoryHead
 from .config import DEFAULT_BATCH_SIZE
 from .errors import EmbedderConfigError
 from .preprocess import ImagePreprocessor
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxRunner
 
 # channels_last lets oneDNN pick faster convolution kernels (1.3-1.8x on the CPU,
 # docs/embedding.md, "CPU throughput"); it is also the layout cuDNN prefers for convnets.
@@ -46,7 +49,9 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
 class Embedder:
     """A loaded backbone plus its preprocessing. Thread-safe for inference.
 
-    Create through ``load_embedder()``, which caches one instance per model.
+    Create through ``load_embedder()``, which caches one instance per model. With a
+    ``runner`` (ONNX Runtime, ``onnx_backend.py``) the forward pass runs there; the torch
+    module stays loaded for training code and ``project_base_vectors``.
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class Embedder:
         resize_policy: str,
         batch_size: int = DEFAULT_BATCH_SIZE,
         memory_format: torch.memory_format = MEMORY_FORMAT,
+        runner: OnnxRunner | None = None,
     ) -> None:
         self.name: str = spec.name
         self.dim: int = spec.dim
@@ -74,10 +80,21 @@ class Embedder:
         )
         self._memory_format = memory_format
         self._model = model.eval().to(device=device, memory_format=memory_format)
+        self._runner = runner
+        # "onnx" or "torch": what embed_tensors runs (after any fallback at load time).
+        self.backend: str = "onnx" if runner is not None else "torch"
         # Fine-tuned models (finetuned.py): their metadata.json (backbone, head, split ...).
         self.metadata: dict | None = None
         # ... and, when the lab trained one, its category classifier (categories.py).
         self.category_head: CategoryHead | None = None
+
+    @property
+    def cpu_threads(self) -> int:
+        """CPU threads the forward pass keeps busy (0 on a GPU): callers size their own
+        thread pools to the cores left."""
+        if self._runner is not None:
+            return self._runner.threads
+        return 0 if self.device.startswith("cuda") else torch.get_num_threads()
 
     def project_base_vectors(self, vectors: np.ndarray) -> np.ndarray | None:
         """This model's vectors computed from its backbone's own (L2-normalised) vectors.
@@ -98,7 +115,7 @@ class Embedder:
     def __repr__(self) -> str:
         return (
             f"Embedder(name={self.name!r}, dim={self.dim}, device={self.device!r}, "
-            f"resize_policy={self.resize_policy!r})"
+            f"backend={self.backend!r}, resize_policy={self.resize_policy!r})"
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -118,6 +135,12 @@ class Embedder:
             raise ValueError(f"Expected a batch of shape (N, {shape}), got {tuple(batch.shape)}.")
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._runner is not None:
+            inputs = batch.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
+            features = np.asarray(self._runner.run(inputs), dtype=np.float32)
+            # F.normalize's formula (eps 1e-12), so both backends agree on a zero row too.
+            norms = np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+            return (features / norms).astype(np.float32, copy=False)
         with torch.inference_mode():
             inputs = batch.to(self.device, dtype=torch.float32, non_blocking=True)
             features = self._model(inputs.contiguous(memory_format=self._memory_format))

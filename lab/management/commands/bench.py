@@ -30,8 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--only", help=f"comma-separated sections among {', '.join(SECTIONS)}")
         parser.add_argument("--skip-http", action="store_true", help="leave out the HTTP section")
         parser.add_argument("--sizes", help="ANN table sizes, e.g. 10000,100000,1000000")
-        parser.add_argument("--batch-sizes", help="embedding batch sizes, e.g. 1,8,32")
+        parser.add_argument("--batch-sizes", help="embedding batch sizes of the backends' side-by-side table, e.g. 1,8,32")
+        parser.add_argument("--pipeline-batch-sizes", help="batch sizes of the embed_catalog pipeline runs (default: the default batch)")
         parser.add_argument("--throughput-images", type=int, help="images per throughput measurement")
+        parser.add_argument("--backend-runs", type=int, help="alternating runs per backend and batch size (default 5)")
+        parser.add_argument("--backend-images", type=int, help="images per run of the backends' table (default 64)")
         parser.add_argument("--http-seconds", type=float, help="seconds of concurrent load per endpoint")
         parser.add_argument("--http-clients", type=int, default=4, help="concurrent client threads (default 4)")
         parser.add_argument("--vectors", choices=("gaussian", "clustered"), default="gaussian",
@@ -56,7 +59,10 @@ class Command(BaseCommand):
             sections=sections,
             sizes=positive_ints(opts["sizes"]) if opts["sizes"] else None,
             batch_sizes=positive_ints(opts["batch_sizes"]) if opts["batch_sizes"] else None,
+            pipeline_batch_sizes=positive_ints(opts["pipeline_batch_sizes"]) if opts["pipeline_batch_sizes"] else None,
             throughput_images=opts["throughput_images"],
+            backend_runs=opts["backend_runs"],
+            backend_images=opts["backend_images"],
             http_seconds=opts["http_seconds"],
             http_clients=opts["http_clients"],
             seed=opts["seed"],

@@ -24,6 +24,11 @@ def test_bench_quick_smoke(tmp_path, capsys):
     row = result["throughput"]["by_batch"]["4"]
     assert row["forward_images_per_second"] > 0
     assert row.get("pipeline_images_per_second", 0) > 0, row.get("pipeline_error")
+    # Both inference backends side by side, on the same images, computing the same vectors.
+    side = result["throughput"]["backends"]["4"]
+    assert side["torch"]["median"] > 0 and side["onnx"]["median"] > 0 and side["onnx_to_torch_paired_ratio"] > 0
+    assert set(result["throughput"]["by_backend"]) == {"torch", "onnx"}
+    assert result["throughput"]["agreement"]["min_cosine"] >= 0.9999
     (size,) = result["ann"]["sizes"]
     assert size["n"] == 2000
     assert size["numpy_exact"]["recall_at_10"] == 1.0
@@ -36,7 +41,7 @@ def test_bench_quick_smoke(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     assert not (tmp_path / "bench.json").exists()
     md = (tmp_path / "bench_quick.md").read_text()
-    assert "exact numpy" in md and "iterative_scan" in md
+    assert "exact numpy" in md and "iterative_scan" in md and "ONNX Runtime / torch" in md
     assert "Nearest neighbours" in capsys.readouterr().out
 
 

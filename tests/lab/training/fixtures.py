@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.visualsearch.embedding.helpers import picture
+from tests.visualsearch.embedding.helpers import isolate_embedding_env, picture
 from visualsearch.embedding import reset_configuration
 
 TYPES = ("Tshirts", "Shirts", "Jeans")
@@ -68,9 +67,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty models directory that ``load_embedder`` looks in (env var), config reset around the test."""
-    for name in list(os.environ):
-        if name.startswith("VISUALSEARCH_"):
-            monkeypatch.delenv(name)
+    isolate_embedding_env(monkeypatch)
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(folder))

@@ -16,15 +16,26 @@ from PIL import Image, ImageDraw
 
 from visualsearch.embedding import reset_configuration
 
+# The backend the suite embeds with (config/settings/test.py explains why torch);
+# VISUALSEARCH_TEST_BACKEND=onnx runs the whole suite on ONNX Runtime instead.
+SUITE_BACKEND = os.environ.get("VISUALSEARCH_TEST_BACKEND", "torch")
+
+
+def isolate_embedding_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No VISUALSEARCH_* variable of the developer's shell leaks into a test, except the
+    suite's backend."""
+    for name in list(os.environ):
+        if name.startswith("VISUALSEARCH_") and name != "VISUALSEARCH_TEST_BACKEND":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VISUALSEARCH_BACKEND", SUITE_BACKEND)
+
 
 @pytest.fixture(autouse=True)
 def clean_embedding_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every test starts from defaults: no VISUALSEARCH_* env vars, no configure(), and an
     empty models directory (so fine-tuned models trained in this checkout's var/models do
     not show up in ``available_models()``)."""
-    for name in list(os.environ):
-        if name.startswith("VISUALSEARCH_"):
-            monkeypatch.delenv(name)
+    isolate_embedding_env(monkeypatch)
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path_factory.mktemp("no_models")))
     reset_configuration()
     yield
