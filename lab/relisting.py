@@ -33,9 +33,10 @@ def relisting_rng(seed: int, item_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(item_id.encode())])
 
 
-def _crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _crop(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     w, h = image.size
     left, top, right, bottom = rng.uniform(*CROP_SHARE, size=4)
+    notes["crop_max_share"] = round(float(max(left, top, right, bottom)), 3)
     return image.crop((round(w * left), round(h * top), w - round(w * right), h - round(h * bottom)))
 
 
@@ -43,7 +44,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def _overlay(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _overlay(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     """Shop name, price sticker or a watermark across the picture."""
     image = image.convert("RGB")
     w, h = image.size
@@ -73,13 +74,13 @@ def _overlay(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def _border(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _border(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     width = max(2, int(max(image.size) * rng.uniform(*BORDER_SHARE)))
     fill = tuple(int(v) for v in (rng.integers(0, 256, 3) if rng.random() < 0.5 else (255, 255, 255)))
     return ImageOps.expand(image.convert("RGB"), border=width, fill=fill)
 
 
-def _resize(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _resize(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     side = int(rng.integers(RESIZE_LONG_SIDE[0], RESIZE_LONG_SIDE[1] + 1))
     scale = side / max(image.size)
     if scale >= 1:
@@ -87,7 +88,7 @@ def _resize(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
 
 
-def _tone(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _tone(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     image = image.convert("RGB")
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         if rng.random() < 0.67:
@@ -95,12 +96,12 @@ def _tone(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def _rotate(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _rotate(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     angle = float(rng.uniform(*ROTATION_DEGREES) * rng.choice([-1, 1]))
     return image.convert("RGB").rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=(255, 255, 255))
 
 
-def _jpeg(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _jpeg(image: Image.Image, rng: np.random.Generator, notes: dict) -> Image.Image:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
     buffer.seek(0)
@@ -109,24 +110,23 @@ def _jpeg(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return out
 
 
-EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+EDITS: dict[str, Callable[[Image.Image, np.random.Generator, dict], Image.Image]] = {
     "crop": _crop,
     "overlay": _overlay,
     "border": _border,
     "resize": _resize,
     "tone": _tone,
     "rotate": _rotate,
-    "mirror": lambda image, rng: ImageOps.mirror(image),
+    "mirror": lambda image, rng, notes: ImageOps.mirror(image),
     "jpeg": _jpeg,
 }
 
 
-def apply_edit(name: str, image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    return EDITS[name](image, rng)
-
-
-def relisted_copy(image: Image.Image, *, seed: int, item_id: str, edits: tuple[str, ...] | None = None) -> tuple[Image.Image, tuple[str, ...]]:
-    """A re-listed copy of ``image`` and the edits applied, in order.
+def relisted_copy(
+    image: Image.Image, *, seed: int, item_id: str, edits: tuple[str, ...] | None = None
+) -> tuple[Image.Image, tuple[str, ...], dict]:
+    """A re-listed copy of ``image``, the edits applied (in order) and notes on their sizes
+    (``crop_max_share``: the largest share cut from one side).
 
     Without ``edits``, 2-4 are drawn; the JPEG re-encode (when drawn) comes last, as the
     upload would, and the resize comes after the overlay (a seller writes on the full
@@ -139,6 +139,7 @@ def relisted_copy(image: Image.Image, *, seed: int, item_id: str, edits: tuple[s
         late = {"resize": 1, "jpeg": 2}
         edits = tuple(sorted(edits, key=lambda name: late.get(name, 0)))
     out = image.convert("RGB")
+    notes: dict = {}
     for name in edits:
-        out = apply_edit(name, out, rng)
-    return out, edits
+        out = EDITS[name](out, rng, notes)
+    return out, edits, notes

@@ -79,6 +79,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     flags = selectors.duplicate_flag_list(filters=filters, reviewer=request.user)
     page = Paginator(flags, FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    for flag in page.object_list:
+        flag.explained = selectors.duplicate_flag_explain(
+            kind=flag.kind, evidence=flag.evidence or {}, hash_distance=flag.hash_distance
+        )
     base_query = {k: v for k, v in (("kind", filters.kind), ("merchant", filters.merchant), ("category", filters.category)) if v}
     tabs = [
         {
