@@ -52,7 +52,7 @@ CROP_SMALL = 0.10  # "crops up to 10%": the largest share cut from one side
 class RelistingConfig:
     data_dir: Path
     originals: int = 300
-    pool_extra: int = 900
+    pool_extra: int = 600
     seed: int = 7
 
 
@@ -247,7 +247,7 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
                 for p in subset
                 if not p.positive and decide(p, thresholds)
             ],
-            "missed": [
+            "missed_pairs": [
                 {"copy": p.a, "edits": list(p.edits), "cosine": round(p.cosine, 3), "hash_distance": p.distance, **p.verification.as_evidence()}
                 for p in subset
                 if p.positive and not decide(p, thresholds)

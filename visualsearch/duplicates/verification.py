@@ -314,7 +314,7 @@ def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
     """How different the colours of the aligned pictures are, brightness aside.
 
     Both pictures in a's frame at ALIGN_SIDE; over the overlap's pixels that are not white
-    background in either, the median L1 distance between the chromaticities
+    background in both, the median L1 distance between the chromaticities
     (r, g, b) / (r + g + b), x100 (the scale of ``detection.colour_distance``). The median
     leaves out a sticker or a logo; a colourway of the same design, shot alike, moves the
     whole garment.
@@ -328,7 +328,8 @@ def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
     warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
     inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
     inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    content = inner & ((small_a.mean(axis=2) < WHITE_LEVEL) | (warped.mean(axis=2) < WHITE_LEVEL))
+    # Content in both: a garment edge a pixel off (one side white) is not a colour change.
+    content = inner & (small_a.mean(axis=2) < WHITE_LEVEL) & (warped.mean(axis=2) < WHITE_LEVEL)
     if content.sum() < 16:
         return 0.0
     x, y = small_a[content], warped[content]

@@ -38,7 +38,7 @@ class Command(BaseCommand):
             "(thresholds chosen on one half, reported on the other); writes reports/duplicates_relisting.json",
         )
         parser.add_argument("--originals", type=int, default=300, help="--relisting: catalogue photos given a re-listed copy (default 300, ~5 min on 2 cores)")
-        parser.add_argument("--pool", type=int, default=900, help="--relisting: extra catalogue photos the hard negatives come from")
+        parser.add_argument("--pool", type=int, default=600, help="--relisting: extra catalogue photos the hard negatives come from")
 
     def handle(self, *args, data, quick, limit, negatives, synthetic, threshold, seed, json, plot: Path, no_progress, **opts):
         if not (data / "duplicates.csv").exists():
