@@ -115,3 +115,22 @@ def duplicate_flag_explain(*, kind: str, evidence: dict, hash_distance: int) -> 
 
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def duplicate_pair_differences(*, a, b) -> list[str]:
+    """What differs between two flagged listings, in words: price, colour, merchant,
+    category, and the title words only one of them has. Empty when they agree on all."""
+    out = []
+    if a.price != b.price or a.currency != b.currency:
+        out.append(f"price {a.price} {a.currency} vs {b.price} {b.currency}")
+    if (a.colour or "").lower() != (b.colour or "").lower():
+        out.append(f"colour {a.colour or '—'} vs {b.colour or '—'}")
+    if a.merchant_id != b.merchant_id:
+        out.append(f"merchant {a.merchant.name} vs {b.merchant.name}")
+    if a.category_id != b.category_id:
+        out.append(f"category {a.category} vs {b.category}")
+    words_a, words_b = set(a.title.lower().split()), set(b.title.lower().split())
+    only_a, only_b = sorted(words_a - words_b), sorted(words_b - words_a)
+    if only_a or only_b:
+        out.append(f"title words {' '.join(only_a) or '—'} vs {' '.join(only_b) or '—'}")
+    return out

@@ -88,6 +88,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         flag.b_is_newer = (b.created_at, b.id) > (a.created_at, a.id)
         flag.a_is_newer = not flag.b_is_newer
         flag.listed_together = a.created_at == b.created_at
+        flag.differences = selectors.duplicate_pair_differences(a=a, b=b)
     base_query = {k: v for k, v in (("kind", filters.kind), ("merchant", filters.merchant), ("category", filters.category)) if v}
     tabs = [
         {
