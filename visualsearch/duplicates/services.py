@@ -326,6 +326,21 @@ def _best_matches(
             offer(image_id, other, DuplicateFlag.Kind.NEAR, score, round(cosine, 4), distance, channel, colour)
         elif cosine >= verify_thresholds.min_cosine:
             to_verify.setdefault(image_id, []).append((cosine, other, distance, colour, channel))
+    # A pair already flagged (whatever its status) or already matched here needs no
+    # verification: re-scans then cost nothing new.
+    involved = {product_of[i] for i in to_verify} | {product_by_image.get(row[1]) for rows in to_verify.values() for row in rows}
+    flagged = _flagged_pairs(involved)
+    for image_id, rows in list(to_verify.items()):
+        keep = []
+        for row in rows:
+            pb = product_by_image.get(row[1])
+            pair = tuple(sorted((product_of[image_id], pb))) if pb is not None else None
+            if pair is not None and pair not in flagged and pair not in best:
+                keep.append(row)
+        if keep:
+            to_verify[image_id] = keep
+        else:
+            del to_verify[image_id]
     for image_id, other, cosine, distance, colour, channel, result in _verify_candidates(to_verify):
         if verify_thresholds.passes(result, cosine=cosine):
             offer(
@@ -341,6 +356,13 @@ def _best_matches(
                 decided_by="verification",
             )
     return best, len(candidates) + len(exact)
+
+
+def _flagged_pairs(product_ids: set) -> set[tuple[int, int]]:
+    ids = {i for i in product_ids if i is not None}
+    if not ids:
+        return set()
+    return set(DuplicateFlag.objects.filter(product_a_id__in=ids, product_b_id__in=ids).values_list("product_a_id", "product_b_id"))
 
 
 def _verify_candidates(to_verify: Mapping[int, list[tuple[float, int, int, float, str]]]):
