@@ -93,22 +93,23 @@ def _metrics(pairs: list[Pair], thresholds: VerifyThresholds) -> dict:
 
 
 def choose_thresholds(pairs: list[Pair]) -> tuple[VerifyThresholds, dict]:
-    """The grid point with the highest recall at precision >= TARGET_PRECISION (ties: the strictest)."""
-    best: tuple | None = None
+    """The grid point with the highest recall at precision >= TARGET_PRECISION; among equals,
+    the middle one (ordered from loose to strict), to keep a margin on both sides."""
+    feasible: list[tuple[float, tuple, VerifyThresholds, dict]] = []
     for cosine in GRID_COSINE:
         for inliers in GRID_INLIERS:
             for share in GRID_SHARE:
                 for colour in GRID_COLOUR:
                     t = VerifyThresholds(min_inliers=inliers, min_inlier_share=share, max_colour_shift=colour, min_cosine=cosine)
                     m = _metrics(pairs, t)
-                    if m["precision"] < TARGET_PRECISION:
-                        continue
-                    key = (m["recall"], m["precision"], inliers, share, -colour, cosine)
-                    if best is None or key > best[0]:
-                        best = (key, t, m)
-    if best is None:
+                    if m["precision"] >= TARGET_PRECISION:
+                        feasible.append((m["recall"], (inliers, share, -colour, cosine), t, m))
+    if not feasible:
         return DEFAULT_VERIFY_THRESHOLDS, _metrics(pairs, DEFAULT_VERIFY_THRESHOLDS)
-    return best[1], best[2]
+    best_recall = max(row[0] for row in feasible)
+    tied = sorted((row for row in feasible if row[0] == best_recall), key=lambda row: row[1])
+    _, _, chosen, metrics = tied[len(tied) // 2]
+    return chosen, metrics
 
 
 def _recall_by(pairs: list[Pair], thresholds: VerifyThresholds, key: Callable[[Pair], list[str]]) -> dict:

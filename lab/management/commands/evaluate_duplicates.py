@@ -31,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, help="write the numbers here")
         parser.add_argument("--plot", type=Path, default=reports_dir() / "duplicates_pr.png", help="PR curve PNG")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--verify", action="store_true", help="also run the verification stage on the pairs the hash rule does not flag (as the workers do)")
         parser.add_argument(
             "--relisting",
             action="store_true",
@@ -49,7 +50,8 @@ class Command(BaseCommand):
         if quick:
             limit, negatives, synthetic = limit or 200, min(negatives, 1000), 0
         config = EvalConfig(
-            data_dir=data, limit=limit, pool_extra=2 * limit if quick else None, negatives=negatives, synthetic=synthetic, seed=seed
+            data_dir=data, limit=limit, pool_extra=2 * limit if quick else None, negatives=negatives, synthetic=synthetic, seed=seed,
+            verify=opts["verify"],
         )
         bar = tqdm(unit="img", desc="embedding + hashing", disable=no_progress or None)
 
