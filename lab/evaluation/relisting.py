@@ -290,6 +290,15 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
             "verification_per_new_image": pct(np.array(per_image) * 1000),
         },
         "edits": list(EDIT_NAMES),
+        # Every pair's signals, so that thresholds can be re-chosen without re-running.
+        "pairs": [
+            {
+                "a": p.a, "b": p.b, "positive": p.positive, "half": p.half, "kind": p.kind, "edits": list(p.edits),
+                "crop_max_share": p.notes.get("crop_max_share"), "cosine": round(p.cosine, 4), "hash_distance": p.distance,
+                "colour_distance": p.colour, "hash_rule": p.hash_rule, **p.verification.as_evidence(),
+            }
+            for p in pairs
+        ],
         "embed_seconds": round(embed_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
