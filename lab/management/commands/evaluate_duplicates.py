@@ -124,7 +124,7 @@ class Command(BaseCommand):
         out("  precision-recall as the inlier threshold moves: " + ", ".join(
             f"{row['min_inliers']}: P {row['precision']:.3f} R {row['recall']:.3f}" for row in held["pr_curve"]))
         cost = result["cost_ms"]
-        out("Cost on this CPU (ms, p50 / p95): " + "; ".join(f"{name} {v['p50']} / {v['p95']}" for name, v in cost.items()))
+        out("Cost, CPU time of one core (ms, p50 / p95): " + "; ".join(f"{name} {v['p50']} / {v['p95']}" for name, v in cost.items()))
         path = json or reports_dir() / "duplicates_relisting.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(jsonlib.dumps(result, indent=2, default=str))
