@@ -5,15 +5,17 @@ photo (a crop of a few percent, a shop name or a price sticker, a border, a mirr
 while the CNN index still proposes the original as the nearest neighbour. This stage
 decides those candidates: ORB keypoints on both images, nearest-neighbour matches that pass
 Lowe's ratio test, and a RANSAC affine model; the evidence is how many matches agree with
-one transform (inliers) and how much of each picture they cover (inlier area). The mirrored
+one transform (inliers), what share of the keypoints in the part both pictures show they
+are, how much of it they cover (inlier area), and how much the colours differ once the two
+pictures are aligned (colourways of one design shot alike). The mirrored
 image is tried too, because a mirror image shares no ORB descriptor with its original.
 
 An affine model rather than a homography: re-listing edits (crop, scale, the 3:4 photo
 squashed to a square, a small rotation, padding) are affine, and the two extra degrees of
 freedom of a homography only let more chance matches between two similar studio shots
 agree. Different garments shot in the same pose still share the model's face and hair:
-those matches are consistent, so the inlier *area* (the garment must match too), not the
-inlier count alone, separates them.
+those matches are consistent, so the inlier *share* (the garment's keypoints must match
+too), not the inlier count alone, separates them.
 
 Pure OpenCV + numpy + Pillow, no Django: the evaluation command calls the very same code.
 Cost is bounded: each image is resized so that its long side is FEATURE_SIDE pixels, at
@@ -43,7 +45,7 @@ RATIO = 0.8
 # RANSAC: a match agrees with the model if it lands within this many pixels (at FEATURE_SIDE).
 RANSAC_PIXELS = 4.0
 RANSAC_ITERATIONS = 2000
-# Grey level from which a pixel counts as white studio background (the content box).
+# Grey level from which a pixel counts as white studio background (the aligned colour check).
 WHITE_LEVEL = 235
 # A transform outside these bounds is not a re-listing edit (a chance alignment).
 MIN_SCALE, MAX_SCALE = 0.2, 5.0  # per axis, at FEATURE_SIDE (the long sides are equal)
@@ -88,7 +90,6 @@ class Features:
     descriptors: np.ndarray | None  # (n, 32) uint8, None when no keypoint was found
     size: tuple[int, int]  # (width, height) at FEATURE_SIDE
     original_size: tuple[int, int]
-    content_area: float  # area of the non-white content box at FEATURE_SIDE, px^2
     grey: np.ndarray  # the picture at FEATURE_SIDE (uint8), for the aligned comparison
     rgb: np.ndarray | None = None  # the picture at FEATURE_SIDE (uint8 RGB), for the aligned colour check
 
@@ -111,7 +112,6 @@ class Verification:
     area: float  # inlier hull / content box, the smaller of the two pictures' shares
     mirrored: bool
     colour_shift: float = 0.0  # chromaticity distance of the aligned pictures (x100), see colour_shift()
-    agreement: float = 0.0  # correlation of the aligned pictures over their overlap (-1..1)
     inlier_share: float = 0.0  # inliers / keypoints inside the overlap, the smaller side
     edits: tuple[str, ...] = ()
     transform: tuple[float, ...] = ()  # the affine model a -> b at FEATURE_SIDE, row-major 2x3
@@ -177,14 +177,6 @@ def _rgb_at_feature_side(image: Image.Image) -> np.ndarray:
     return np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _content_area(grey: np.ndarray) -> float:
-    rows = np.flatnonzero((grey < WHITE_LEVEL).any(axis=1))
-    cols = np.flatnonzero((grey < WHITE_LEVEL).any(axis=0))
-    if len(rows) < 2 or len(cols) < 2:
-        return float(grey.shape[0] * grey.shape[1])
-    return float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1))
-
-
 def _features_of(rgb: np.ndarray, original_size: tuple[int, int]) -> Features:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     keypoints, descriptors = _orb().detectAndCompute(grey, None)
@@ -194,7 +186,6 @@ def _features_of(rgb: np.ndarray, original_size: tuple[int, int]) -> Features:
         descriptors=descriptors,
         size=(grey.shape[1], grey.shape[0]),
         original_size=original_size,
-        content_area=_content_area(grey),
         grey=grey,
         rgb=rgb,
     )
@@ -254,7 +245,6 @@ def _match_one(a: Features, b: Features) -> tuple[Verification, np.ndarray | Non
             matches=len(good),
             area=min(1.0, area),
             mirrored=False,
-            agreement=_agreement(a, b, model),
             inlier_share=round(min(1.0, share), 3),
         ),
         model,
@@ -279,22 +269,6 @@ def _inside(points: np.ndarray, polygon: np.ndarray | None) -> int:
         return 0
     contour = polygon.reshape(-1, 1, 2).astype(np.float32)
     return sum(cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points)
-
-
-def _agreement(a: Features, b: Features, model: np.ndarray) -> float:
-    """Pearson correlation of the aligned grey pictures over the overlap's non-white pixels:
-    gain and offset (brightness, contrast) drop out; a different garment in the same pose
-    does not."""
-    small_a, warped, overlap = _aligned(a, b, model)
-    inner = cv2.erode(overlap.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    content = inner & ((small_a < WHITE_LEVEL) | (warped < WHITE_LEVEL))
-    if content.sum() < 16:
-        return 0.0
-    x = small_a[content].astype(np.float64)
-    y = warped[content].astype(np.float64)
-    if x.std() < 1e-6 or y.std() < 1e-6:
-        return 0.0
-    return round(float(np.corrcoef(x, y)[0, 1]), 4)
 
 
 def _aligned(a: Features, b: Features, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -413,7 +387,6 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
         area=best.area,
         mirrored=mirrored,
         colour_shift=colour_shift(first, second, model),
-        agreement=best.agreement,
         inlier_share=best.inlier_share,
         edits=edits,
         transform=tuple(round(float(v), 4) for v in model.ravel()),
