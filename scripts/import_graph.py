@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, int]] = [
     ("shop", 1),
     ("visualsearch.embedding", 1),
     ("visualsearch.duplicates.detection", 1),  # pure hashing arithmetic, no Django
+    ("visualsearch.duplicates.verification", 1),  # pure OpenCV keypoint matching, no Django
     ("visualsearch.colour", 1),  # pure colour arithmetic, no Django
     ("visualsearch.models", 2),
     ("visualsearch.index", 2),

@@ -55,6 +55,7 @@ from visualsearch.duplicates.detection import (
     pr_curve,
     precision_recall,
 )
+from visualsearch.duplicates.verification import DEFAULT_VERIFY_THRESHOLDS, image_features, verified_score, verify
 from visualsearch.embedding import load_embedder
 
 # imagededup's published figures for its CNN detector (MobileNet) at threshold 0.9 on
@@ -98,6 +99,7 @@ class EvalConfig:
     negatives: int = 3000
     synthetic: int = 0  # photos given each synthetic edit
     seed: int = 7
+    verify: bool = False  # run the verification stage on pairs the hash rule does not flag
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
@@ -109,17 +111,24 @@ class PairSet:
     colour: np.ndarray = field(default_factory=lambda: np.zeros(0))
     labels: list[str] = field(default_factory=list)  # per pair, e.g. the variant
     pairs: list[tuple[str, str]] = field(default_factory=list)  # the two images of each pair
+    # Per pair: the verification stage's score where it ran and passed (``--verify``), else 0.
+    verified: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def score(self) -> np.ndarray:
-        """The detector's score, 0 where the colour check vetoes the pair."""
+        """The detector's score, 0 where the colour check vetoes the pair; a pair the
+        verification stage passed scores at least its ``verified_score``."""
         colour = self.colour if len(self.colour) == len(self.cosine) else np.zeros(len(self.cosine))
+        verified = self.verified if len(self.verified) == len(self.cosine) else np.zeros(len(self.cosine))
         return np.array(
             [
-                near_copy_score(cosine=float(c), hash_distance=int(d))
-                if DEFAULT_THRESHOLDS.colour_ok(hash_distance=int(d), colour_distance=float(k))
-                else 0.0
-                for c, d, k in zip(self.cosine, self.distance, colour)
+                max(
+                    v,
+                    near_copy_score(cosine=float(c), hash_distance=int(d))
+                    if DEFAULT_THRESHOLDS.colour_ok(hash_distance=int(d), colour_distance=float(k))
+                    else 0.0,
+                )
+                for c, d, k, v in zip(self.cosine, self.distance, colour, verified)
             ]
         )
 
@@ -146,6 +155,9 @@ class EvalResult:
             cosine=np.concatenate([self.negatives_random.cosine, self.negatives_hard.cosine]),
             distance=np.concatenate([self.negatives_random.distance, self.negatives_hard.distance]),
             colour=np.concatenate([self.negatives_random.colour, self.negatives_hard.colour]),
+            verified=np.concatenate(
+                [n.verified if len(n.verified) == len(n) else np.zeros(len(n)) for n in (self.negatives_random, self.negatives_hard)]
+            ),
         )
 
     def summary(self, threshold: float) -> dict:
@@ -394,6 +406,10 @@ def evaluate(config: EvalConfig, *, on_plan: Callable[[int], None] | None = None
         if p["synthetic_sources"]
     }
     exact = _exact_copies(data, p["candidates"], p["positives"], p["negatives"], labels)
+    if config.verify:
+        openers = dict(items)
+        for pairs in (positives, negatives_random, negatives_hard, *synthetic.values()):
+            _verify_pairset(pairs, openers)
 
     return EvalResult(
         config={
@@ -402,6 +418,7 @@ def evaluate(config: EvalConfig, *, on_plan: Callable[[int], None] | None = None
             "negatives_requested": config.negatives,
             "synthetic": config.synthetic,
             "seed": config.seed,
+            "verify": config.verify,
         },
         positives=positives,
         negatives_random=negatives_random,
@@ -412,6 +429,27 @@ def evaluate(config: EvalConfig, *, on_plan: Callable[[int], None] | None = None
         images_embedded=len(items),
         model_name=load_embedder().name,
     )
+
+
+def _verify_pairset(pairs: PairSet, openers: dict[str, Callable[[], Image.Image]]) -> None:
+    """The verification stage, as the workers run it, on the pairs the hash rule does not flag."""
+    cache: dict[tuple[str, bool], object] = {}
+
+    def local(key: str, mirrored: bool):
+        if (key, mirrored) not in cache:
+            cache[(key, mirrored)] = image_features(openers[key](), mirrored=mirrored)
+        return cache[(key, mirrored)]
+
+    out = np.zeros(len(pairs))
+    for index, ((a, b), c, d, k) in enumerate(zip(pairs.pairs, pairs.cosine, pairs.distance, pairs.colour)):
+        if DEFAULT_THRESHOLDS.is_near_copy(cosine=float(c), hash_distance=int(d), colour_distance=float(k)):
+            continue
+        if c < DEFAULT_VERIFY_THRESHOLDS.min_cosine:
+            continue
+        result = verify(local(b, True), local(a, False))
+        if DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=float(c)):
+            out[index] = verified_score(result)
+    pairs.verified = out
 
 
 def plot(result: EvalResult, *, threshold: float, path: Path) -> None:

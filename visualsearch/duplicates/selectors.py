@@ -96,3 +96,41 @@ def duplicate_filter_choices() -> dict[str, list]:
 def duplicate_actions_recent(*, limit: int = 8) -> list[DuplicateFlagAction]:
     """The latest review actions, newest first (the queue's activity panel)."""
     return list(DuplicateFlagAction.objects.select_related("actor", "flag").order_by("-at", "-id")[:limit])
+
+
+def duplicate_flag_explain(*, kind: str, evidence: dict, hash_distance: int) -> str:
+    """The evidence of a flag in a merchandiser's words, e.g. "Same photo, mirrored and
+    cropped; 212 matching points." (the numbers stay behind a disclosure in the queue)."""
+    if kind == DuplicateFlag.Kind.EXACT:
+        return "The very same image file."
+    verification = evidence.get("verification") or {}
+    if evidence.get("decided_by") == "verification" and verification:
+        edits = verification.get("edits") or []
+        how = f", {_join(edits)}" if edits else ", edited"
+        return f"Same photo{how}; {verification.get('inliers', 0)} matching points line up."
+    if hash_distance <= 4:
+        return "Same photo, re-encoded or resized."
+    return "Same photo, resized or lightly edited (the picture fingerprints almost match)."
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def duplicate_pair_differences(*, a, b) -> list[str]:
+    """What differs between two flagged listings, in words: price, colour, merchant,
+    category, and the title words only one of them has. Empty when they agree on all."""
+    out = []
+    if a.price != b.price or a.currency != b.currency:
+        out.append(f"price {a.price} {a.currency} vs {b.price} {b.currency}")
+    if (a.colour or "").lower() != (b.colour or "").lower():
+        out.append(f"colour {a.colour or '—'} vs {b.colour or '—'}")
+    if a.merchant_id != b.merchant_id:
+        out.append(f"merchant {a.merchant.name} vs {b.merchant.name}")
+    if a.category_id != b.category_id:
+        out.append(f"category {a.category} vs {b.category}")
+    words_a, words_b = set(a.title.lower().split()), set(b.title.lower().split())
+    only_a, only_b = sorted(words_a - words_b), sorted(words_b - words_a)
+    if only_a or only_b:
+        out.append(f"title words {' '.join(only_a) or '—'} vs {' '.join(only_b) or '—'}")
+    return out

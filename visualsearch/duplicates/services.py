@@ -25,6 +25,14 @@ from visualsearch.duplicates.detection import (
     hash_distance,
     near_copy_score,
 )
+from visualsearch.duplicates.verification import (
+    DEFAULT_VERIFY_THRESHOLDS,
+    ImageFeatures,
+    VerifyThresholds,
+    image_features,
+    verified_score,
+    verify,
+)
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
 from visualsearch.models import ImageEmbedding
 from visualsearch.reader import DECODE_ERRORS, stored_image_open
@@ -39,7 +47,12 @@ NEIGHBOURS = 8
 # Images within the flaggable hash distance of a new image that are looked at, closest
 # first (a guard against one photo re-used by thousands of listings).
 BAND_CANDIDATES = 50
-DETECTOR_VERSION = 1
+# Candidates per new image given to the local-feature verification (verification.py), by
+# cosine, highest first: a verification costs ~15-30 ms on one CPU core (two decodes, ORB on
+# 256-px pictures, RANSAC; see README.md), so this bounds a new image's cost. The original
+# of a re-listed copy was its first neighbour in 39 of 40 outside checks.
+VERIFY_CANDIDATES_PER_IMAGE = 4
+DETECTOR_VERSION = 2
 
 
 class FlagNotOpen(Exception):
@@ -125,6 +138,8 @@ class Match:
     hash_distance: int
     channel: str  # how the pair was found: "sha256", "hnsw" or "hash-bands"
     colour_distance: float = 0.0
+    verification: dict | None = None  # verification.Verification.as_evidence(), when it ran
+    decided_by: str = "hash"  # "sha256", "hash" (hash + cosine score) or "verification"
 
 
 @dataclass
@@ -212,6 +227,7 @@ def _best_matches(
     query: Sequence[tuple[int, int, str, int]],
     model_name: str,
     thresholds: Thresholds,
+    verify_thresholds: VerifyThresholds = DEFAULT_VERIFY_THRESHOLDS,
 ) -> tuple[dict[tuple[int, int], Match], int]:
     """The best match per unordered product pair among the candidates of the query images."""
     query_ids = [row[0] for row in query]
@@ -265,7 +281,16 @@ def _best_matches(
     best: dict[tuple[int, int], Match] = {}
 
     def offer(
-        image_id: int, other: int, match_kind: str, score: float, cosine: float, distance: int, channel: str, colour: float = 0.0
+        image_id: int,
+        other: int,
+        match_kind: str,
+        score: float,
+        cosine: float,
+        distance: int,
+        channel: str,
+        colour: float = 0.0,
+        verification: dict | None = None,
+        decided_by: str = "hash",
     ) -> None:
         pa, pb = product_of[image_id], product_by_image.get(other)
         if pb is None or pa == pb:
@@ -281,13 +306,16 @@ def _best_matches(
             hash_distance=distance,
             channel=channel,
             colour_distance=colour,
+            verification=verification,
+            decided_by=decided_by,
         )
         current = best.get((pa, pb))
         if current is None or (match.kind == "exact", match.score) > (current.kind == "exact", current.score):
             best[(pa, pb)] = match
 
     for image_id, other in exact:
-        offer(image_id, other, DuplicateFlag.Kind.EXACT, 1.0, 1.0, 0, "sha256")
+        offer(image_id, other, DuplicateFlag.Kind.EXACT, 1.0, 1.0, 0, "sha256", decided_by="sha256")
+    to_verify: dict[int, list[tuple[float, int, int, float, str]]] = {}
     for (image_id, other), (cosine, channel) in candidates.items():
         if image_id not in prints or other not in prints:
             continue
@@ -296,7 +324,74 @@ def _best_matches(
         if thresholds.is_near_copy(cosine=cosine, hash_distance=distance, colour_distance=colour):
             score = near_copy_score(cosine=cosine, hash_distance=distance)
             offer(image_id, other, DuplicateFlag.Kind.NEAR, score, round(cosine, 4), distance, channel, colour)
+        elif cosine >= verify_thresholds.min_cosine:
+            to_verify.setdefault(image_id, []).append((cosine, other, distance, colour, channel))
+    # A pair already flagged (whatever its status) or already matched here needs no
+    # verification: re-scans then cost nothing new.
+    involved = {product_of[i] for i in to_verify} | {product_by_image.get(row[1]) for rows in to_verify.values() for row in rows}
+    flagged = _flagged_pairs(involved)
+    for image_id, rows in list(to_verify.items()):
+        keep = []
+        for row in rows:
+            pb = product_by_image.get(row[1])
+            pair = tuple(sorted((product_of[image_id], pb))) if pb is not None else None
+            if pair is not None and pair not in flagged and pair not in best:
+                keep.append(row)
+        if keep:
+            to_verify[image_id] = keep
+        else:
+            del to_verify[image_id]
+    for image_id, other, cosine, distance, colour, channel, result in _verify_candidates(to_verify):
+        if verify_thresholds.passes(result, cosine=cosine):
+            offer(
+                image_id,
+                other,
+                DuplicateFlag.Kind.NEAR,
+                max(verified_score(result), near_copy_score(cosine=cosine, hash_distance=distance)),
+                round(cosine, 4),
+                distance,
+                channel,
+                colour,
+                verification=result.as_evidence(),
+                decided_by="verification",
+            )
     return best, len(candidates) + len(exact)
+
+
+def _flagged_pairs(product_ids: set) -> set[tuple[int, int]]:
+    ids = {i for i in product_ids if i is not None}
+    if not ids:
+        return set()
+    return set(DuplicateFlag.objects.filter(product_a_id__in=ids, product_b_id__in=ids).values_list("product_a_id", "product_b_id"))
+
+
+def _verify_candidates(to_verify: Mapping[int, list[tuple[float, int, int, float, str]]]):
+    """Local-feature verification of the best ``VERIFY_CANDIDATES_PER_IMAGE`` candidates of
+    each query image (by cosine): yields (image, other, cosine, hash distance, colour
+    distance, channel, Verification). Each picture is decoded once; the query images get
+    their mirror image's keypoints too. Unreadable files are logged and skipped."""
+    chosen = {image_id: sorted(rows, reverse=True)[:VERIFY_CANDIDATES_PER_IMAGE] for image_id, rows in to_verify.items()}
+    needed = set(chosen) | {row[1] for rows in chosen.values() for row in rows}
+    names = dict(ProductImage.objects.filter(id__in=needed).values_list("id", "image"))
+    cache: dict[tuple[int, bool], ImageFeatures | None] = {}
+
+    def features(image_id: int, mirrored: bool) -> ImageFeatures | None:
+        if (image_id, mirrored) not in cache:
+            try:
+                cache[(image_id, mirrored)] = image_features(stored_image_open(names[image_id]), mirrored=mirrored)
+            except (*DECODE_ERRORS, KeyError) as exc:
+                logger.warning("Cannot verify product image %s: %s", image_id, exc)
+                cache[(image_id, mirrored)] = None
+        return cache[(image_id, mirrored)]
+
+    for image_id, rows in chosen.items():
+        query = features(image_id, True)
+        if query is None:
+            continue
+        for cosine, other, distance, colour, channel in rows:
+            candidate = features(other, False)
+            if candidate is not None:
+                yield image_id, other, cosine, distance, colour, channel, verify(query, candidate)
 
 
 def _flags_upsert(matches: Mapping[tuple[int, int], Match], *, model_name: str, thresholds: Thresholds) -> tuple[dict[str, int], int]:
@@ -321,6 +416,8 @@ def _flags_upsert(matches: Mapping[tuple[int, int], Match], *, model_name: str, 
             "hash_distance": match.hash_distance,
             "evidence": {
                 "found_by": match.channel,
+                "decided_by": match.decided_by,
+                **({"verification": match.verification} if match.verification else {}),
                 "colour_distance": match.colour_distance,
                 "identical_bytes": match.kind == DuplicateFlag.Kind.EXACT,
                 "model": model_name,

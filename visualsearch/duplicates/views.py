@@ -79,6 +79,16 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     flags = selectors.duplicate_flag_list(filters=filters, reviewer=request.user)
     page = Paginator(flags, FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    for flag in page.object_list:
+        flag.explained = selectors.duplicate_flag_explain(
+            kind=flag.kind, evidence=flag.evidence or {}, hash_distance=flag.hash_distance
+        )
+        # The order duplicate_flag_confirm hides by: listing time, then id on a tie.
+        a, b = flag.product_a, flag.product_b
+        flag.b_is_newer = (b.created_at, b.id) > (a.created_at, a.id)
+        flag.a_is_newer = not flag.b_is_newer
+        flag.listed_together = a.created_at == b.created_at
+        flag.differences = selectors.duplicate_pair_differences(a=a, b=b)
     base_query = {k: v for k, v in (("kind", filters.kind), ("merchant", filters.merchant), ("category", filters.category)) if v}
     tabs = [
         {

@@ -171,3 +171,25 @@ def test_filters(embedded):
     assert selectors.duplicate_flag_list(filters=selectors.FlagFilters(merchant="northwind")).count() == 2
     assert selectors.duplicate_flag_list(filters=selectors.FlagFilters(category="apparel-tshirts")).count() == 3
     assert selectors.duplicate_flag_list(filters=selectors.FlagFilters(category="nope")).count() == 0
+
+
+def test_a_mirrored_cropped_copy_with_text_is_flagged_by_verification(embedded):
+    from PIL import ImageDraw, ImageOps
+
+    from tests.visualsearch.duplicates.conftest import add_product
+    from tests.visualsearch.duplicates.photos import jpeg, photo
+
+    products, _ = embedded
+    copy = photo(print_seed=3)
+    w, h = copy.size
+    copy = ImageOps.mirror(copy.crop((int(w * 0.08), int(h * 0.06), w - int(w * 0.1), h - int(h * 0.07))))
+    ImageDraw.Draw(copy).rectangle((20, 20, 200, 70), fill=(250, 200, 0))
+    relisted, image = add_product(data=jpeg(copy, quality=55), title="Tee, best price", category=products["original"].category)
+    images_embed(image_ids=[image.id])
+    flag = flagged()[pair(products["original"], relisted)]
+    assert flag.kind == "near" and flag.evidence["decided_by"] == "verification"
+    verification = flag.evidence["verification"]
+    assert verification["mirrored"] and "mirrored" in verification["edits"] and verification["inliers"] >= 40
+    # the other design and the other colourway of the original stay unflagged
+    assert pair(products["other_design"], relisted) not in flagged()
+    assert pair(products["other_colour"], relisted) not in flagged()

@@ -1,0 +1,111 @@
+"""Local-feature verification on generated photos, one re-listing edit at a time (no database)."""
+
+import io
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from tests.visualsearch.duplicates.photos import TROUSERS, photo
+from visualsearch.duplicates.verification import (
+    DEFAULT_VERIFY_THRESHOLDS,
+    EDIT_BORDER,
+    EDIT_CROP,
+    EDIT_MIRROR,
+    EDIT_RESIZE,
+    EDIT_ROTATE,
+    MAX_KEYPOINTS,
+    image_features,
+    verified_score,
+    verify,
+)
+
+ORIGINAL = photo(print_seed=3, size=(300, 400))
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+def _crop(image: Image.Image, share: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((int(w * share), int(h * share), w - int(w * share), h - int(h * share)))
+
+
+def _text(image: Image.Image) -> Image.Image:
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 340, 150, 380), fill=(250, 200, 0))
+    draw.text((28, 346), "Rs. 799", fill="black")
+    draw.text((160, 20), "fashion_hub", fill=(90, 90, 90))
+    return image
+
+
+EDITS = {
+    "crop 10%": lambda im: _crop(im, 0.10),
+    "text overlay": _text,
+    "border": lambda im: ImageOps.expand(im, border=24, fill=(20, 20, 20)),
+    "resize to a thumbnail": lambda im: im.resize((90, 120), Image.Resampling.BILINEAR),
+    "brightness": lambda im: ImageEnhance.Brightness(im).enhance(1.25),
+    "rotation": lambda im: im.rotate(6, resample=Image.Resampling.BILINEAR, fillcolor="white"),
+    "mirror": ImageOps.mirror,
+    "jpeg 30": lambda im: _jpeg(im, 30),
+}
+
+
+def check(copy: Image.Image, original: Image.Image = ORIGINAL, *, cosine: float = 0.9):
+    result = verify(image_features(copy, mirrored=True), image_features(original))
+    return result, DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=cosine)
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_each_relisting_edit_is_verified_as_the_same_photo(edit):
+    result, passed = check(EDITS[edit](ORIGINAL))
+    assert passed, result
+    assert result.inliers >= DEFAULT_VERIFY_THRESHOLDS.min_inliers
+
+
+def test_composed_edits_are_verified_and_named():
+    copy = _jpeg(ImageOps.mirror(ImageOps.expand(_crop(_text(ORIGINAL), 0.08), border=6, fill="white")), 60)
+    result, passed = check(copy)
+    assert passed, result
+    assert result.mirrored and EDIT_MIRROR in result.edits
+    assert EDIT_CROP in result.edits or EDIT_BORDER in result.edits
+    assert 0.5 < verified_score(result) <= 1.0
+
+
+def test_edit_guesses():
+    assert EDIT_ROTATE in check(EDITS["rotation"](ORIGINAL))[0].edits
+    assert EDIT_RESIZE in check(EDITS["resize to a thumbnail"](ORIGINAL))[0].edits
+    assert EDIT_CROP in check(EDITS["crop 10%"](ORIGINAL))[0].edits
+    assert EDIT_BORDER in check(EDITS["border"](ORIGINAL))[0].edits
+    plain = check(_jpeg(ORIGINAL, 90))[0]
+    assert not plain.mirrored and EDIT_MIRROR not in plain.edits
+
+
+def test_same_shape_in_another_colour_is_not_a_copy():
+    navy = photo(colour=(28, 40, 92), print_seed=3, size=(300, 400))
+    result, passed = check(navy, cosine=0.97)
+    assert not passed, result
+    assert result.colour_shift > DEFAULT_VERIFY_THRESHOLDS.max_colour_shift
+
+
+@pytest.mark.parametrize("other", ["another print", "other garment"])
+def test_a_different_garment_is_not_a_copy(other):
+    image = photo(print_seed=11, size=(300, 400)) if other == "another print" else photo(shape=TROUSERS, print_seed=4, size=(300, 400))
+    result, passed = check(image, cosine=0.95)
+    assert not passed, result
+
+
+def test_a_low_cosine_candidate_is_not_passed_whatever_the_keypoints():
+    result, _ = check(_jpeg(ORIGINAL, 90))
+    assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.2)
+
+
+def test_keypoints_are_capped_and_blank_pictures_do_not_fail():
+    assert len(image_features(ORIGINAL.resize((1200, 1600))).plain) <= MAX_KEYPOINTS
+    blank = Image.new("RGB", (200, 300), "white")
+    result = verify(image_features(blank, mirrored=True), image_features(ORIGINAL))
+    assert result.inliers == 0 and not result.same_photo

@@ -1,0 +1,393 @@
+"""Is this the same photograph, edited? Local features matched under a geometric model.
+
+The perceptual hash moves under the edits sellers make when they re-list someone else's
+photo (a crop of a few percent, a shop name or a price sticker, a border, a mirror image),
+while the CNN index still proposes the original as the nearest neighbour. This stage
+decides those candidates: ORB keypoints on both images, nearest-neighbour matches that pass
+Lowe's ratio test, and a RANSAC affine model; the evidence is how many matches agree with
+one transform (inliers), what share of the keypoints in the part both pictures show they
+are, how much of it they cover (inlier area), and how much the colours differ once the two
+pictures are aligned (colourways of one design shot alike). The mirrored
+image is tried too, because a mirror image shares no ORB descriptor with its original.
+
+An affine model rather than a homography: re-listing edits (crop, scale, the 3:4 photo
+squashed to a square, a small rotation, padding) are affine, and the two extra degrees of
+freedom of a homography only let more chance matches between two similar studio shots
+agree. Different garments shot in the same pose still share the model's face and hair:
+those matches are consistent, so the inlier *share* (the garment's keypoints must match
+too), not the inlier count alone, separates them.
+
+Pure OpenCV + numpy + Pillow, no Django: the evaluation command calls the very same code.
+Cost is bounded: each image is resized so that its long side is FEATURE_SIDE pixels, at
+most MAX_KEYPOINTS keypoints are kept, and the service verifies at most
+``VERIFY_CANDIDATES_PER_IMAGE`` candidates per new image (services.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+# Long side of the picture the keypoints are found on. Catalogue photos are 224-300 px; 256
+# keeps them near native size, upsamples the 60x80 thumbnails enough for ORB's 31-px
+# patches, and bounds the cost of a phone photo.
+FEATURE_SIDE = 256
+# ORB keeps the strongest MAX_KEYPOINTS (FAST score): matching is O(n^2) in them.
+MAX_KEYPOINTS = 500
+# ORB's patch (and border) size; 19 rather than the default 31 so keypoints reach the
+# edges of a 256-px picture (a 31-px border leaves out a quarter of it).
+PATCH_SIZE = 19
+# Lowe's ratio test: the best match must be clearly better than the second best.
+RATIO = 0.8
+# RANSAC: a match agrees with the model if it lands within this many pixels (at FEATURE_SIDE).
+RANSAC_PIXELS = 4.0
+RANSAC_ITERATIONS = 2000
+# Grey level from which a pixel counts as white studio background (the aligned colour check).
+WHITE_LEVEL = 235
+# A transform outside these bounds is not a re-listing edit (a chance alignment).
+MIN_SCALE, MAX_SCALE = 0.2, 5.0  # per axis, at FEATURE_SIDE (the long sides are equal)
+MAX_ANISOTROPY = 1.6  # x/y scale ratio: a 3:4 photo squashed to 1:1 is 1.33
+MAX_ROTATION_DEGREES = 25.0
+# The decision (calibrated with ``evaluate_duplicates --relisting`` on its calibration half,
+# README.md): at least MIN_INLIERS matches agree with one transform, they are at least
+# MIN_INLIER_SHARE of the keypoints in the part both pictures show (a different garment in
+# the same pose matches on the face and hair only: many keypoints, a small share), and the
+# aligned colours differ by at most MAX_COLOUR_SHIFT (colourways of one design).
+MIN_INLIERS = 40
+MIN_INLIER_SHARE = 0.15
+MAX_COLOUR_SHIFT = 6.0
+# Candidates below this CNN cosine are not verified (the index proposes; verification decides).
+MIN_COSINE = 0.5
+
+# Edits named in the evidence (guesses from the transform and the aligned pixels).
+EDIT_MIRROR = "mirrored"
+EDIT_CROP = "cropped"
+EDIT_BORDER = "border or padding"
+EDIT_RESIZE = "resized"
+EDIT_ROTATE = "rotated"
+EDIT_TONE = "brightness or colour changed"
+EDIT_OVERLAY = "text or a logo added"
+# A side counts as cropped / padded beyond this share of its length.
+EDGE_SHARE = 0.02
+RESIZE_RATIO = 1.25  # pixel count ratio between the two files, per side
+ROTATION_DEGREES = 1.5
+TONE_LEVELS = 8.0  # mean grey difference over the aligned overlap
+# Overlay: share of the aligned overlap whose (blurred) grey differs by more than
+# OVERLAY_LEVELS; JPEG at quality 30 stays under 0.5%.
+OVERLAY_LEVELS = 60
+OVERLAY_SHARE = 0.01
+ALIGN_SIDE = 96  # pixels a side of the aligned comparison
+
+
+@dataclass(frozen=True)
+class Features:
+    """ORB keypoints of one picture at FEATURE_SIDE, and what the comparison needs of it."""
+
+    points: np.ndarray  # (n, 2) float32, pixel coordinates at FEATURE_SIDE
+    descriptors: np.ndarray | None  # (n, 32) uint8, None when no keypoint was found
+    size: tuple[int, int]  # (width, height) at FEATURE_SIDE
+    original_size: tuple[int, int]
+    grey: np.ndarray  # the picture at FEATURE_SIDE (uint8), for the aligned comparison
+    rgb: np.ndarray | None = None  # the picture at FEATURE_SIDE (uint8 RGB), for the aligned colour check
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """An image's features and those of its mirror image (the mirror is tried on one side only)."""
+
+    plain: Features
+    mirrored: Features | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    inliers: int
+    matches: int  # matches that passed the ratio test
+    area: float  # inlier hull / content box, the smaller of the two pictures' shares
+    mirrored: bool
+    colour_shift: float = 0.0  # chromaticity distance of the aligned pictures (x100), see colour_shift()
+    inlier_share: float = 0.0  # inliers / keypoints inside the overlap, the smaller side
+    edits: tuple[str, ...] = ()
+    transform: tuple[float, ...] = ()  # the affine model a -> b at FEATURE_SIDE, row-major 2x3
+
+    @property
+    def same_photo(self) -> bool:
+        """Geometric agreement alone (the colour is checked by ``VerifyThresholds.passes``)."""
+        return self.inliers >= MIN_INLIERS and self.inlier_share >= MIN_INLIER_SHARE
+
+    def as_evidence(self) -> dict:
+        return {
+            "inliers": self.inliers,
+            "matches": self.matches,
+            "inlier_area": round(self.area, 3),
+            "inlier_share": self.inlier_share,
+            "colour_shift": self.colour_shift,
+            "mirrored": self.mirrored,
+            "edits": list(self.edits),
+        }
+
+
+NO_MATCH = Verification(inliers=0, matches=0, area=0.0, mirrored=False)
+
+
+@dataclass(frozen=True)
+class VerifyThresholds:
+    min_inliers: int = MIN_INLIERS
+    min_inlier_share: float = MIN_INLIER_SHARE
+    max_colour_shift: float = MAX_COLOUR_SHIFT
+    min_cosine: float = MIN_COSINE
+
+    def passes(self, verification: Verification, *, cosine: float) -> bool:
+        return (
+            cosine >= self.min_cosine
+            and verification.inliers >= self.min_inliers
+            and verification.inlier_share >= self.min_inlier_share
+            and verification.colour_shift <= self.max_colour_shift
+        )
+
+
+DEFAULT_VERIFY_THRESHOLDS = VerifyThresholds()
+
+
+def verified_score(verification: Verification) -> float:
+    """A queue-ordering score in [0.5, 1] for a pair that passed verification: more agreeing
+    points rank higher (200 or more score 1)."""
+    return round(0.5 + 0.5 * min(1.0, verification.inliers / 200), 4)
+
+
+def _orb() -> cv2.ORB:
+    return cv2.ORB_create(nfeatures=MAX_KEYPOINTS, edgeThreshold=PATCH_SIZE, patchSize=PATCH_SIZE, fastThreshold=12)
+
+
+def _rgb_at_feature_side(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    rgb = image.convert("RGB")
+    scale = FEATURE_SIDE / max(rgb.size)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return np.asarray(rgb.resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def _features_of(rgb: np.ndarray, original_size: tuple[int, int]) -> Features:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    keypoints, descriptors = _orb().detectAndCompute(grey, None)
+    points = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+    return Features(
+        points=points,
+        descriptors=descriptors,
+        size=(grey.shape[1], grey.shape[0]),
+        original_size=original_size,
+        grey=grey,
+        rgb=rgb,
+    )
+
+
+def image_features(image: Image.Image, *, mirrored: bool = False) -> ImageFeatures:
+    """The keypoints of ``image`` (and of its mirror image when ``mirrored``)."""
+    rgb = _rgb_at_feature_side(image)
+    plain = _features_of(rgb, image.size)
+    flipped = _features_of(np.ascontiguousarray(rgb[:, ::-1]), image.size) if mirrored else None
+    return ImageFeatures(plain=plain, mirrored=flipped)
+
+
+def _hull_area(points: np.ndarray) -> float:
+    if len(points) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(points.astype(np.float32))))
+
+
+def _plausible(model: np.ndarray) -> bool:
+    linear = model[:, :2]
+    if np.linalg.det(linear) <= 0:
+        return False
+    sx, sy = np.linalg.norm(linear[:, 0]), np.linalg.norm(linear[:, 1])
+    if not (MIN_SCALE <= sx <= MAX_SCALE and MIN_SCALE <= sy <= MAX_SCALE):
+        return False
+    if max(sx, sy) / min(sx, sy) > MAX_ANISOTROPY:
+        return False
+    angle = np.degrees(np.arctan2(linear[1, 0], linear[0, 0]))
+    return abs(angle) <= MAX_ROTATION_DEGREES
+
+
+def _match_one(a: Features, b: Features) -> tuple[Verification, np.ndarray | None]:
+    if a.descriptors is None or b.descriptors is None or len(a) < 3 or len(b) < 3:
+        return NO_MATCH, None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < 3:
+        return Verification(inliers=0, matches=len(good), area=0.0, mirrored=False), None
+    src = a.points[[m.queryIdx for m in good]]
+    dst = b.points[[m.trainIdx for m in good]]
+    model, mask = cv2.estimateAffine2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS, maxIters=RANSAC_ITERATIONS, confidence=0.995
+    )
+    if model is None or mask is None or not _plausible(model):
+        return Verification(inliers=0, matches=len(good), area=0.0, mirrored=False), None
+    keep = mask.ravel().astype(bool)
+    inliers = int(keep.sum())
+    overlap_a, overlap_b = _overlap_polygons(a, b, model)
+    area = min(_hull_area(src[keep]) / max(overlap_a[1], 1.0), _hull_area(dst[keep]) / max(overlap_b[1], 1.0))
+    inside_a = _inside(a.points, overlap_a[0])
+    inside_b = _inside(b.points, overlap_b[0])
+    share = inliers / max(1, min(inside_a, inside_b))
+    return (
+        Verification(
+            inliers=inliers,
+            matches=len(good),
+            area=min(1.0, area),
+            mirrored=False,
+            inlier_share=round(min(1.0, share), 3),
+        ),
+        model,
+    )
+
+
+def _overlap_polygons(a: Features, b: Features, model: np.ndarray) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
+    """The part of each picture that the other one shows too (after the transform), and its area."""
+    wa, ha = a.size
+    wb, hb = b.size
+    frame_a = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], np.float32)
+    frame_b = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], np.float32)
+    b_in_a = cv2.transform(frame_b[None], cv2.invertAffineTransform(model))[0].astype(np.float32)
+    area_a, poly_a = cv2.intersectConvexConvex(frame_a, b_in_a)
+    a_in_b = cv2.transform(frame_a[None], model)[0].astype(np.float32)
+    area_b, poly_b = cv2.intersectConvexConvex(frame_b, a_in_b)
+    return (poly_a, float(area_a)), (poly_b, float(area_b))
+
+
+def _inside(points: np.ndarray, polygon: np.ndarray | None) -> int:
+    if polygon is None or len(polygon) < 3:
+        return 0
+    contour = polygon.reshape(-1, 1, 2).astype(np.float32)
+    return sum(cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points)
+
+
+def _aligned(a: Features, b: Features, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both pictures in a's frame at ALIGN_SIDE: (a, b warped, overlap mask)."""
+    scale = ALIGN_SIDE / FEATURE_SIDE
+    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    small_a = cv2.resize(a.grey, size, interpolation=cv2.INTER_AREA)
+    # b -> a at FEATURE_SIDE, then into ALIGN_SIDE coordinates.
+    inverse = cv2.invertAffineTransform(model)
+    to_small = inverse * scale
+    warped = cv2.warpAffine(b.grey, to_small, size, flags=cv2.INTER_AREA, borderValue=0)
+    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    return small_a, warped, inside > 0
+
+
+def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
+    """How different the colours of the aligned pictures are, brightness aside.
+
+    Both pictures in a's frame at ALIGN_SIDE; over the overlap's pixels that are not white
+    background in both, the median L1 distance between the chromaticities
+    (r, g, b) / (r + g + b), x100 (the scale of ``detection.colour_distance``). The median
+    leaves out a sticker or a logo; a colourway of the same design, shot alike, moves the
+    whole garment.
+    """
+    if a.rgb is None or b.rgb is None:
+        return 0.0
+    scale = ALIGN_SIDE / FEATURE_SIDE
+    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    small_a = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    to_small = cv2.invertAffineTransform(model) * scale
+    warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
+    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # Content in both: a garment edge a pixel off (one side white) is not a colour change.
+    content = inner & (small_a.mean(axis=2) < WHITE_LEVEL) & (warped.mean(axis=2) < WHITE_LEVEL)
+    if content.sum() < 16:
+        return 0.0
+    x, y = small_a[content], warped[content]
+    cx = (x + 8) / (x.sum(axis=1, keepdims=True) + 24)
+    cy = (y + 8) / (y.sum(axis=1, keepdims=True) + 24)
+    return round(float(np.median(np.abs(cx - cy).sum(axis=1)) * 100), 3)
+
+
+def _guess_edits(a: Features, b: Features, model: np.ndarray, mirrored: bool) -> tuple[str, ...]:
+    edits: list[str] = [EDIT_MIRROR] if mirrored else []
+    linear = model[:, :2]
+    angle = float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    if abs(angle) > ROTATION_DEGREES:
+        edits.append(EDIT_ROTATE)
+    # Where a's picture lands in b, and b's in a (as shares of the receiving side).
+    wa, ha = a.size
+    wb, hb = b.size
+    corners_a = np.array([[0, 0], [wa, 0], [0, ha], [wa, ha]], np.float64)
+    in_b = corners_a @ linear.T + model[:, 2]
+    cropped = (
+        in_b[:, 0].min() < -EDGE_SHARE * wb
+        or in_b[:, 0].max() > (1 + EDGE_SHARE) * wb
+        or in_b[:, 1].min() < -EDGE_SHARE * hb
+        or in_b[:, 1].max() > (1 + EDGE_SHARE) * hb
+    )
+    inverse = cv2.invertAffineTransform(model)
+    corners_b = np.array([[0, 0], [wb, 0], [0, hb], [wb, hb]], np.float64)
+    in_a = corners_b @ inverse[:, :2].T + inverse[:, 2]
+    cropped = cropped or (
+        in_a[:, 0].min() < -EDGE_SHARE * wa
+        or in_a[:, 0].max() > (1 + EDGE_SHARE) * wa
+        or in_a[:, 1].min() < -EDGE_SHARE * ha
+        or in_a[:, 1].max() > (1 + EDGE_SHARE) * ha
+    )
+    if cropped:
+        edits.append(EDIT_CROP)
+    # Padding: one picture sits inside the other with a margin on at least two sides.
+    margins_b = [in_b[:, 0].min() / wb, 1 - in_b[:, 0].max() / wb, in_b[:, 1].min() / hb, 1 - in_b[:, 1].max() / hb]
+    margins_a = [in_a[:, 0].min() / wa, 1 - in_a[:, 0].max() / wa, in_a[:, 1].min() / ha, 1 - in_a[:, 1].max() / ha]
+    if max(sum(m > EDGE_SHARE for m in margins_b), sum(m > EDGE_SHARE for m in margins_a)) >= 2:
+        edits.append(EDIT_BORDER)
+    (wa0, ha0), (wb0, hb0) = a.original_size, b.original_size
+    if max(wa0, wb0) > RESIZE_RATIO * min(wa0, wb0) or max(ha0, hb0) > RESIZE_RATIO * min(ha0, hb0):
+        edits.append(EDIT_RESIZE)
+    small_a, warped, overlap = _aligned(a, b, model)
+    if overlap.sum() >= 16:
+        ga = cv2.GaussianBlur(small_a, (3, 3), 0).astype(np.int16)
+        gb = cv2.GaussianBlur(warped, (3, 3), 0).astype(np.int16)
+        inner = cv2.erode(overlap.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        if inner.sum() >= 16:
+            shift = float(gb[inner].mean() - ga[inner].mean())
+            if abs(shift) > TONE_LEVELS:
+                edits.append(EDIT_TONE)
+            difference = np.abs(gb - ga - round(shift))
+            if float((difference[inner] > OVERLAY_LEVELS).mean()) > OVERLAY_SHARE:
+                edits.append(EDIT_OVERLAY)
+    return tuple(edits)
+
+
+def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
+    """The best geometric agreement between ``a`` and ``b``, as is or with ``a`` (else ``b``) mirrored.
+
+    The mirror image is only tried when the plain comparison is not already convincing.
+    """
+    best, model = _match_one(a.plain, b.plain)
+    first, second, mirrored = a.plain, b.plain, False
+    if not best.same_photo:
+        # Mirroring a or b is the same comparison: one mirrored side is enough.
+        pair = (a.mirrored, b.plain) if a.mirrored is not None else (a.plain, b.mirrored)
+        if pair[1] is not None:
+            candidate, candidate_model = _match_one(*pair)
+            if (candidate.same_photo, candidate.inliers) > (best.same_photo, best.inliers):
+                best, model, mirrored = candidate, candidate_model, True
+                first, second = pair
+    if model is None:
+        return best
+    edits = _guess_edits(first, second, model, mirrored) if best.same_photo else ((EDIT_MIRROR,) if mirrored else ())
+    return Verification(
+        inliers=best.inliers,
+        matches=best.matches,
+        area=best.area,
+        mirrored=mirrored,
+        colour_shift=colour_shift(first, second, model),
+        inlier_share=best.inlier_share,
+        edits=edits,
+        transform=tuple(round(float(v), 4) for v in model.ravel()),
+    )
