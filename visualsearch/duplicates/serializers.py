@@ -37,7 +37,9 @@ class DuplicateFlagSerializer(serializers.ModelSerializer):
     product_a = FlaggedProductSerializer()
     product_b = FlaggedProductSerializer()
     evidence = EvidenceSerializer(source="*")
-    resolved_by = serializers.CharField(source="resolved_by.get_username", default=None)
+    resolved_by = serializers.CharField(
+        source="resolved_by.get_username", default=None, allow_null=True, help_text="username of the reviewer; null while open"
+    )
     kept_product = serializers.IntegerField(source="kept_product_id", allow_null=True)
     hidden_product = serializers.IntegerField(source="hidden_product_id", allow_null=True)
 
@@ -49,11 +51,16 @@ class DuplicateFlagSerializer(serializers.ModelSerializer):
         ]
 
 
+class FlagListQuerySerializer(serializers.Serializer):
+    """Query string of GET /api/duplicates/ (besides ``page``)."""
+
+    status = serializers.ChoiceField(choices=DuplicateFlag.Status.choices, default=DuplicateFlag.Status.OPEN, required=False)
+    kind = serializers.ChoiceField(choices=DuplicateFlag.Kind.choices, required=False, help_text="default: both")
+    merchant = serializers.SlugField(required=False, help_text="merchant slug (either listing)")
+    category = serializers.SlugField(required=False, help_text="category slug, descendants included (either listing)")
+
+
 class ConfirmRequestSerializer(serializers.Serializer):
     keep = serializers.IntegerField(
         required=False, allow_null=True, help_text="id of the product that stays; default: the older listing"
     )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
