@@ -47,7 +47,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The API driven by its OpenAPI schema (schemathesis), with more examples than `make test`
-# runs and a fresh seed each time (the seed is printed by the failing example's reproduction).
+# runs and a fresh seed each time (FUZZ_SEED=<n> repeats a run).
 FUZZ_EXAMPLES ?= 200
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: venv
