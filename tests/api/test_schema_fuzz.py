@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 # 25 examples per operation and client: about a minute on 2 busy cores for the whole module.
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+SEARCH_EXAMPLES = max(1, FUZZ_EXAMPLES * 2 // 5)
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "15"))
 STAFF_USER, STAFF_PASSWORD = "fuzz-staff", "fuzz-staff-pw"
 
@@ -58,7 +59,8 @@ def fuzz_schema(**auth):
             "generation": {"max-examples": FUZZ_EXAMPLES},
             "operations": [
                 {"include-path": "/api/duplicates/{id}/confirm", "checks": DATA_RULES_400},
-                {"include-path": "/api/search/image", "checks": DATA_RULES_400},
+                # Each photo search is a CNN forward pass or several (garments): fewer of them.
+                {"include-path": "/api/search/image", "checks": DATA_RULES_400, "generation": {"max-examples": SEARCH_EXAMPLES}},
             ],
             **auth,
         }

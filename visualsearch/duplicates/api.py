@@ -59,11 +59,7 @@ class DuplicateFlagListApi(ListAPIView):
     def get_queryset(self):
         query = FlagListQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        params = query.validated_data
-        filters = FlagFilters(
-            status=params["status"], kind=params.get("kind"), merchant=params.get("merchant"), category=params.get("category")
-        )
-        return selectors.duplicate_flag_list(filters=filters)
+        return selectors.duplicate_flag_list(filters=query.filters())
 
 
 class _FlagActionApi(APIView):
