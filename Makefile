@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db train load check-index
+.PHONY: demo test fuzz venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db train load check-index
 
 # Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -45,6 +45,13 @@ demo: duplicates
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API driven by its OpenAPI schema (schemathesis), with more examples than `make test`
+# runs and a fresh seed each time (FUZZ_SEED=<n> repeats a run).
+FUZZ_EXAMPLES ?= 200
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: venv
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest tests/api/test_schema_fuzz.py -p no:cacheprovider $(PYTEST_ARGS)
 
 worker: venv
 	$(VENV)/bin/celery -A workers worker --loglevel=INFO -Q embeddings,default --concurrency=1 --prefetch-multiplier=1

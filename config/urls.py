@@ -4,18 +4,24 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from storefront import errors
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("favicon.ico", errors.favicon),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("visualsearch.api_urls")),
     path("api/", include("recommender.api_urls")),
     path("api/", include("visualsearch.duplicates.api")),
+    re_path(r"^api/(?P<path>.*)$", errors.api_not_found),  # after every API route: JSON, never an HTML 404
     path("", include("storefront.urls")),
     path("", include("visualsearch.urls")),
     path("", include("visualsearch.duplicates.urls")),
 ]
 
+handler404 = errors.not_found
+handler500 = errors.error
 
 
 def serve_media(request, path: str):

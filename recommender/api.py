@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from recommender.selectors import product_similar
 from recommender.serializers import SimilarListSerializer, SimilarQuerySerializer, similar_data
 from shop.selectors import product_get_active
+from visualsearch.serializers import THROTTLED, error_response, field_errors_response
 from visualsearch.throttles import ScopedThrottle
 
 
@@ -35,19 +36,21 @@ class ProductSimilarApi(APIView):
             "its parent's fill the rest, after the category's own, and `category_used` and `note` say "
             "so. Empty while the product's image has not been embedded yet."
         ),
-        parameters=[SimilarQuerySerializer],
+        parameters=[
+            SimilarQuerySerializer,
+            OpenApiParameter(
+                "product_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A product's `id` (as in search results).",
+                examples=[OpenApiExample("A product", value=1)],
+            ),
+        ],
         responses={
             200: SimilarListSerializer,
-            400: OpenApiResponse(
-                response=OpenApiTypes.OBJECT,
-                description="Invalid `k` or `same_category`.",
-                examples=[OpenApiExample("k out of bounds", value={"k": ["Ensure this value is less than or equal to 100."]})],
+            400: field_errors_response(
+                "Invalid `k` or `same_category`.",
+                **{"k out of bounds": {"k": ["Ensure this value is less than or equal to 100."]}},
             ),
-            404: OpenApiResponse(
-                response=OpenApiTypes.OBJECT,
-                description="No active product with this id.",
-                examples=[OpenApiExample("Unknown or hidden", value={"detail": "No such product."})],
-            ),
+            404: error_response("No active product with this id (unknown, or hidden).", **{"Unknown or hidden": "No such product."}),
+            429: THROTTLED,
         },
         tags=["recommendations"],
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from recommender.selectors import history_viewed_ids, product_similar, products_recently_viewed, products_recommended
 from recommender.services import product_view_record
 from shop import selectors
 from storefront.forms import ProductFilterForm
+from visualsearch.duplicates.selectors import duplicate_kept_listing
 
 NEWEST_ON_HOME = 12  # two full rows at 6, 4, 3 or 2 columns
 
@@ -53,7 +54,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     product = selectors.product_get(slug=slug)
     if product is None:
-        raise Http404("No such product.")
+        return _product_unavailable(request, slug=slug)
     images = list(product.images.all())
     # ?image=<n> picks the large image, so the thumbnails work as plain links without JS.
     try:
@@ -77,4 +78,20 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "same_category": same_category,
             "recently_viewed": products_recently_viewed(viewed_ids=viewed, exclude_product_ids={product.id}),
         },
+    )
+
+
+def _product_unavailable(request: HttpRequest, *, slug: str) -> HttpResponse:
+    """A hidden listing: confirmed as a copy of another, the shopper goes to the listing that
+    stayed (302, not 301: a reviewer can undo the decision, and browsers keep a 301 for
+    good); else a "no longer available" page with the similar products (410 Gone). An
+    unknown address is the site's 404."""
+    hidden = selectors.product_get(slug=slug, include_hidden=True)
+    if hidden is None:
+        raise Http404("No such product.")
+    kept = duplicate_kept_listing(product_id=hidden.id)
+    if kept is not None:
+        return redirect(kept.get_absolute_url())
+    return render(
+        request, "storefront/product_gone.html", {"product": hidden, "similar": product_similar(product=hidden)}, status=410
     )

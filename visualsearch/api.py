@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -19,31 +18,60 @@ from visualsearch import looks
 from visualsearch.forms import photo_upload_handlers, request_too_large
 from visualsearch.photos import BadBox
 from visualsearch.serializers import (
+    IMAGE_SEARCH_DEFAULT_K,
+    THROTTLED,
     ImageSearchResponseSerializer,
     ImageSearchSerializer,
+    field_errors_response,
     image_search_data,
 )
 from visualsearch.throttles import ScopedThrottle
 
-BAD_REQUEST = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description="Invalid input: a field name (or `box`) maps to a list of messages.",
-    examples=[
-        OpenApiExample("Not an image", value={"image": ["The file is not a readable image."]}),
-        OpenApiExample("Half a box", value={"box": ["Give all four of x, y, w and h for the box, or none of them."]}),
-        OpenApiExample("k out of bounds", value={"k": ["Ensure this value is less than or equal to 100."]}),
-    ],
+BAD_REQUEST = field_errors_response(
+    "Invalid input: each field in error (or `box`) maps to its messages.",
+    **{
+        "Not an image": {"image": ["The file is not a readable image."]},
+        "Half a box": {"box": ["Give all four of x, y, w and h for the box, or none of them."]},
+        "Unknown category": {"category": ["Unknown category."]},
+        "k out of bounds": {"k": ["Ensure this value is less than or equal to 100."]},
+    },
 )
-TOO_LARGE = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description="The request body is far larger than a photo may be; it was not read.",
-    examples=[OpenApiExample("Too large", value={"image": ["The file is larger than 20 MB."]})],
+TOO_LARGE = field_errors_response(
+    "The request body is far larger than a photo may be; it was not read.",
+    **{"Too large": {"image": ["The file is larger than 20 MB."]}},
 )
-THROTTLED = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description="Too many searches from this client; `Retry-After` says when to try again.",
-    examples=[OpenApiExample("Throttled", value={"detail": "Request was throttled. Expected available in 12 seconds."})],
-)
+
+
+# Request examples: the first is what the docs page's "Try it out" starts from, so every
+# field it leaves out stays empty (else Swagger UI fills each field with a sample of its
+# type: a 1x1 box at 0,0, a random slug, a negative price). Pick a photo and send. The
+# slugs are the demo catalogue's (import_catalog names categories master-sub-article).
+IMAGE_SEARCH_EXAMPLES = [
+    OpenApiExample(
+        "Every garment in the photo",
+        summary="The photo only: the garments found, each with its products",
+        value={"k": IMAGE_SEARCH_DEFAULT_K},
+        request_only=True,
+        media_type="multipart/form-data",
+    ),
+    OpenApiExample(
+        "A box, with filters",
+        summary="One region of the photo (x, y, w, h in its pixels), women's T-shirts up to 1,500, six results",
+        value={
+            "x": 120, "y": 80, "w": 360, "h": 420,
+            "category": "apparel-topwear-tshirts", "gender": "women", "max_price": "1500.00", "k": 6,
+        },
+        request_only=True,
+        media_type="multipart/form-data",
+    ),
+    OpenApiExample(
+        "Every category",
+        summary="The whole photo as one item, no category narrowing",
+        value={"detect": False, "auto_category": False, "k": 24},
+        request_only=True,
+        media_type="multipart/form-data",
+    ),
+]
 
 
 class RequestTooLarge(APIException):
@@ -85,6 +113,7 @@ class ImageSearchApi(APIView):
             "`search_url`, where a shopper can move boxes and change filters."
         ),
         request={"multipart/form-data": ImageSearchSerializer},
+        examples=IMAGE_SEARCH_EXAMPLES,
         responses={200: ImageSearchResponseSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 429: THROTTLED},
         tags=["search"],
     )

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from shop.filters import ProductFilters
@@ -20,10 +20,58 @@ from visualsearch.selectors import ProductMatch
 IMAGE_SEARCH_DEFAULT_K = 12
 
 
+class ErrorSerializer(serializers.Serializer):
+    """Every error of the API that is not about one field: ``{"detail": "..."}``."""
+
+    detail = serializers.CharField()
+
+
+def error_response(description: str, **examples: str) -> OpenApiResponse:
+    """An error answer for the schema: ``{"detail": ...}`` with named examples."""
+    return OpenApiResponse(
+        response=ErrorSerializer,
+        description=description,
+        examples=[OpenApiExample(name, value={"detail": detail}) for name, detail in examples.items()],
+    )
+
+
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "Each field in error (or `box`) maps to its messages.",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+def field_errors_response(description: str, **examples: dict[str, list[str]]) -> OpenApiResponse:
+    """A 400 for the schema: field name -> list of messages, as DRF validation answers."""
+    return OpenApiResponse(
+        response=FIELD_ERRORS_SCHEMA,
+        description=description,
+        examples=[OpenApiExample(name, value=value) for name, value in examples.items()],
+    )
+
+
+THROTTLED = error_response(
+    "Too many requests from this client; the `Retry-After` header says how many seconds to wait.",
+    Throttled="Request was throttled. Expected available in 12 seconds.",
+)
+
+
 @extend_schema_field(OpenApiTypes.BINARY)
 class PhotoField(serializers.FileField):
     """A file upload; documented as binary (drf-spectacular says "uri" for a FileField
     unless COMPONENT_SPLIT_REQUEST is on, which would rename every request component)."""
+
+
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": r"^\d{0,8}(?:\.\d{0,2})?$", "example": "1500.00"}
+)
+class PriceField(serializers.DecimalField):
+    """A price filter: documented without the minus sign that drf-spectacular's decimal
+    pattern allows (a negative price is refused)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
 
 
 class ImageSearchSerializer(serializers.Serializer):
@@ -42,8 +90,8 @@ class ImageSearchSerializer(serializers.Serializer):
     h = serializers.IntegerField(required=False, min_value=1, help_text="Box height in pixels.")
     category = serializers.SlugField(required=False, help_text="Category slug; its subcategories match too.")
     gender = serializers.ChoiceField(required=False, choices=Product.Gender.choices)
-    min_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
-    max_price = serializers.DecimalField(required=False, max_digits=10, decimal_places=2, min_value=0)
+    min_price = PriceField(required=False, help_text="Lowest price, inclusive.")
+    max_price = PriceField(required=False, help_text="Highest price, inclusive; not below `min_price`.")
     merchant = serializers.SlugField(required=False, help_text="Merchant slug.")
     auto_category = serializers.BooleanField(
         required=False, default=True,

@@ -262,9 +262,9 @@ def test_detail_without_images(client):
 
 
 @pytest.mark.django_db
-def test_detail_404_for_unknown_and_hidden_products(client):
+def test_detail_410_for_hidden_and_404_for_unknown_products(client):
     hidden = ProductFactory(status=Product.Status.HIDDEN)
-    assert client.get(hidden.get_absolute_url()).status_code == 404
+    assert client.get(hidden.get_absolute_url()).status_code == 410  # tests/storefront/test_errors.py
     response = client.get(reverse("storefront:product_detail", kwargs={"slug": "no-such-product"}))
     assert response.status_code == 404
     assert "couldn’t find that page" in response.content.decode()

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status as http
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAdminUser
@@ -23,32 +22,44 @@ from rest_framework.views import APIView
 from visualsearch.duplicates import selectors, services
 from visualsearch.duplicates.models import DuplicateFlag
 from visualsearch.duplicates.selectors import FlagFilters
-from visualsearch.duplicates.serializers import ConfirmRequestSerializer, DuplicateFlagSerializer, ErrorSerializer
+from visualsearch.duplicates.serializers import ConfirmRequestSerializer, DuplicateFlagSerializer, FlagListQuerySerializer
+from visualsearch.serializers import error_response, field_errors_response
 
 TAG = ["duplicates"]
+# Staff only: DRF answers 403 (not 401) without credentials because session authentication
+# comes first and sends no WWW-Authenticate challenge.
+FORBIDDEN = error_response(
+    "Not signed in as staff (a staff session, or HTTP Basic with a staff account).",
+    Anonymous="Authentication credentials were not provided.",
+    **{"Not staff": "You do not have permission to perform this action."},
+)
+FLAG_NOT_FOUND = error_response("No flag with this id.", Unknown="No DuplicateFlag matches the given query.")
+CONFLICT = error_response("The flag is no longer open: someone resolved it first.", Resolved="Flag 17 is confirmed, not open.")
 
 
 @extend_schema(
     tags=TAG,
     summary="Flagged duplicate pairs",
     description="Pairs of products flagged as the same item listed twice, paginated. Open flags come highest score first.",
-    parameters=[
-        OpenApiParameter("status", OpenApiTypes.STR, enum=DuplicateFlag.Status.values, description="default: open"),
-        OpenApiParameter("kind", OpenApiTypes.STR, enum=DuplicateFlag.Kind.values),
-        OpenApiParameter("merchant", OpenApiTypes.STR, description="merchant slug (either listing)"),
-        OpenApiParameter("category", OpenApiTypes.STR, description="category slug, descendants included (either listing)"),
-    ],
+    parameters=[FlagListQuerySerializer],
+    responses={
+        200: DuplicateFlagSerializer(many=True),
+        400: field_errors_response(
+            "An unknown `status` or `kind`, or a `merchant` or `category` that is not a slug.",
+            **{"Bad status": {"status": ['"closed" is not a valid choice.']}},
+        ),
+        403: FORBIDDEN,
+        404: error_response("`page` is not a page of the list (past the last one, or below 1).", **{"Invalid page": "Invalid page."}),
+    },
 )
 class DuplicateFlagListApi(ListAPIView):
     permission_classes = [IsAdminUser]
     serializer_class = DuplicateFlagSerializer
 
     def get_queryset(self):
-        params = self.request.query_params
-        status = params.get("status") if params.get("status") in DuplicateFlag.Status.values else DuplicateFlag.Status.OPEN
-        kind = params.get("kind") if params.get("kind") in DuplicateFlag.Kind.values else None
-        filters = FlagFilters(status=status, kind=kind, merchant=params.get("merchant") or None, category=params.get("category") or None)
-        return selectors.duplicate_flag_list(filters=filters)
+        query = FlagListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.duplicate_flag_list(filters=query.filters())
 
 
 class _FlagActionApi(APIView):
@@ -72,9 +83,25 @@ class DuplicateFlagConfirmApi(_FlagActionApi):
     @extend_schema(
         tags=TAG,
         summary="Confirm a duplicate",
-        description="Hide one listing of the pair: the newer one, or the other one than `keep`.",
+        description=(
+            "Hide one listing of the pair: the newer one, or the other one than `keep`. `keep` must be "
+            "`product_a.id` or `product_b.id` of this flag (400 otherwise)."
+        ),
         request=ConfirmRequestSerializer,
-        responses={200: DuplicateFlagSerializer, 400: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        examples=[
+            OpenApiExample("Hide the newer listing", value={}, request_only=True),
+            OpenApiExample("Keep a given listing", value={"keep": 1}, request_only=True, summary="`keep`: product_a.id or product_b.id"),
+        ],
+        responses={
+            200: DuplicateFlagSerializer,
+            400: error_response(
+                "`keep` is not a product id, or not one of the pair.",
+                **{"Not of the pair": "Product 42 is not one of the flagged pair.", "Not an id": "keep must be a product id."},
+            ),
+            403: FORBIDDEN,
+            404: FLAG_NOT_FOUND,
+            409: CONFLICT,
+        },
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -94,7 +121,7 @@ class DuplicateFlagDismissApi(_FlagActionApi):
         summary="Dismiss a flag",
         description="Not a duplicate. The pair is never flagged again.",
         request=None,
-        responses={200: DuplicateFlagSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        responses={200: DuplicateFlagSerializer, 403: FORBIDDEN, 404: FLAG_NOT_FOUND, 409: CONFLICT},
     )
     def post(self, request, pk: int):
         return super().post(request, pk)

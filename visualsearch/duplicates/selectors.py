@@ -27,6 +27,31 @@ def confirmed_duplicate_ids(*, product_id: int) -> set[int]:
     return {other for pair in pairs for other in pair if other != product_id}
 
 
+# A kept listing can be hidden later as a copy of a third; follow that many hops, never a loop.
+KEPT_CHAIN_MAX = 5
+
+
+def duplicate_kept_listing(*, product_id: int) -> Product | None:
+    """The active listing that stayed when ``product_id`` was hidden as its duplicate (the
+    latest confirmed flag that hid it; when that listing was hidden in turn, the one kept
+    then), or None: never hidden as a duplicate, or nothing of the chain is active."""
+    seen = {product_id}
+    for _ in range(KEPT_CHAIN_MAX):
+        flag = (
+            DuplicateFlag.objects.filter(status=DuplicateFlag.Status.CONFIRMED, hidden_product_id=product_id)
+            .select_related("kept_product")
+            .order_by("-resolved_at", "-id")
+            .first()
+        )
+        if flag is None or flag.kept_product is None or flag.kept_product_id in seen:
+            return None
+        if flag.kept_product.status == Product.Status.ACTIVE:
+            return flag.kept_product
+        product_id = flag.kept_product_id
+        seen.add(product_id)
+    return None
+
+
 def _scope(filters: FlagFilters) -> Q:
     """The non-status part of the filters, as one Q."""
     q = Q()

@@ -1,7 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shop.models import Product
 from visualsearch.duplicates.models import DuplicateFlag
+from visualsearch.duplicates.selectors import FlagFilters
 
 
 class FlaggedProductSerializer(serializers.ModelSerializer):
@@ -37,7 +39,9 @@ class DuplicateFlagSerializer(serializers.ModelSerializer):
     product_a = FlaggedProductSerializer()
     product_b = FlaggedProductSerializer()
     evidence = EvidenceSerializer(source="*")
-    resolved_by = serializers.CharField(source="resolved_by.get_username", default=None)
+    resolved_by = serializers.CharField(
+        source="resolved_by.get_username", default=None, allow_null=True, help_text="username of the reviewer; null while open"
+    )
     kept_product = serializers.IntegerField(source="kept_product_id", allow_null=True)
     hidden_product = serializers.IntegerField(source="hidden_product_id", allow_null=True)
 
@@ -49,11 +53,36 @@ class DuplicateFlagSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_field({"type": "string", "pattern": r"^[-a-zA-Z0-9_]*$"})
+class OptionalSlugField(serializers.SlugField):
+    """A slug, or empty for none."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(required=False, allow_blank=True, **kwargs)
+
+
+class FlagListQuerySerializer(serializers.Serializer):
+    """Query string of GET /api/duplicates/ (besides ``page``). An empty value is the same as
+    none (what an HTML form's "any" option sends)."""
+
+    status = serializers.ChoiceField(
+        choices=DuplicateFlag.Status.choices, required=False, allow_blank=True, help_text="default: open"
+    )
+    kind = serializers.ChoiceField(choices=DuplicateFlag.Kind.choices, required=False, allow_blank=True, help_text="default: both")
+    merchant = OptionalSlugField(help_text="merchant slug (either listing)")
+    category = OptionalSlugField(help_text="category slug, descendants included (either listing)")
+
+    def filters(self) -> FlagFilters:
+        data = self.validated_data
+        return FlagFilters(
+            status=data.get("status") or DuplicateFlag.Status.OPEN,
+            kind=data.get("kind") or None,
+            merchant=data.get("merchant") or None,
+            category=data.get("category") or None,
+        )
+
+
 class ConfirmRequestSerializer(serializers.Serializer):
     keep = serializers.IntegerField(
         required=False, allow_null=True, help_text="id of the product that stays; default: the older listing"
     )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
