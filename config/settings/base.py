@@ -188,10 +188,13 @@ LOGGING = {
 }
 
 # Visual search -----------------------------------------------------------------------
-# The active embedding model; others may be indexed beside it while re-indexing.
-VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0")
-# Fine-tuned models (manage.py train_embedder) are folders <name>/metadata.json here; set
-# VISUALSEARCH_MODEL to one of their names (e.g. "efficientnet_lite0-triplet-v1") to make it active.
+# The active embedding model until one is promoted in the model registry (manage.py models):
+# the fine-tuned model shipped in visualsearch/embedding/shipped/ (the same name as the
+# embedding package's DEFAULT_MODEL; a test checks they agree). "efficientnet_lite0" is the
+# ImageNet model.
+VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0-vitrine-v7")
+# Fine-tuned models (manage.py train_embedder) are folders <name>/metadata.json here, beside
+# the shipped ones.
 VISUALSEARCH_MODELS_DIR = Path(os.environ.get("VISUALSEARCH_MODELS_DIR") or BASE_DIR / "var" / "models")
 # "auto" picks CUDA when a GPU is visible.
 VISUALSEARCH_DEVICE = os.environ.get("VISUALSEARCH_DEVICE", "auto")

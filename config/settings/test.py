@@ -34,3 +34,7 @@ VISUALSEARCH_SHELVES_TTL = 0  # tests build catalogues between searches
 # (tests/conftest.py sets the same through the environment, for code that resets the
 # configuration and for the processes tests start).
 VISUALSEARCH_BACKEND = os.environ.get("VISUALSEARCH_TEST_BACKEND", "torch")
+# Unit tests embed with the ImageNet model (the 1,280-d vectors and scores they assert on);
+# the shipped default is tested on its own (tests/visualsearch/embedding/test_shipped.py,
+# tests/e2e/test_photo_search_quality.py).
+VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_TEST_MODEL", "efficientnet_lite0")

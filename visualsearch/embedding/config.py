@@ -25,7 +25,9 @@ from .errors import EmbedderConfigError
 MODEL_NAMES: tuple[str, ...] = (
     "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
 )
-DEFAULT_MODEL = "efficientnet_lite0"
+# The fine-tuned model shipped in shipped/<name>/ (see its MODEL_CARD.md); the ImageNet
+# backbones stay available by name.
+DEFAULT_MODEL = "efficientnet_lite0-vitrine-v7"
 
 RESIZE_POLICIES: tuple[str, ...] = ("pad", "crop", "stretch")
 

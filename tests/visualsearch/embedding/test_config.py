@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from visualsearch.embedding import (
+    DEFAULT_MODEL,
     DEFAULT_RESIZE_POLICY,
     EmbedderConfigError,
     available_models,
@@ -24,15 +25,17 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_available_models() -> None:
+    # The backbones, then the fine-tuned models: here only the shipped default (the models
+    # directory is empty).
     assert available_models() == [
-        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet", DEFAULT_MODEL,
     ]
 
 
 def test_backbone_registry_matches_model_names() -> None:
     from visualsearch.embedding.backbones import BACKBONES
 
-    assert list(BACKBONES) == available_models()
+    assert list(BACKBONES) == [m for m in available_models() if m != DEFAULT_MODEL]
     assert {name: spec.dim for name, spec in BACKBONES.items()} == {
         "efficientnet_lite0": 1280,
         "efficientnet_lite1": 1280,
@@ -69,7 +72,7 @@ def test_configure_rejects_invalid_values(kwargs: dict) -> None:
 
 def test_defaults() -> None:
     settings = current_settings()
-    assert settings.active_model == "efficientnet_lite0"
+    assert settings.active_model == DEFAULT_MODEL  # the shipped fine-tuned model
     assert settings.device == "auto"
     assert settings.resize_policy == DEFAULT_RESIZE_POLICY
     assert settings.weights_path("resnet50") is None
@@ -110,7 +113,7 @@ def test_configure_none_leaves_settings_unchanged() -> None:
 def test_cache_returns_same_object_and_configure_clears_it() -> None:
     first = load_embedder()
     assert load_embedder() is first
-    assert load_embedder("efficientnet_lite0") is first
+    assert load_embedder(DEFAULT_MODEL) is first
     configure(resize_policy="pad")
     second = load_embedder()
     assert second is not first

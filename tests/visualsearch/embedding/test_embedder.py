@@ -30,8 +30,8 @@ def assert_unit_rows(vectors: np.ndarray, dim: int) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_default_model_is_efficientnet_lite0(lite: Embedder) -> None:
-    assert load_embedder() is lite
+def test_efficientnet_lite0_is_the_imagenet_model(lite: Embedder) -> None:
+    assert load_embedder("efficientnet_lite0") is lite  # cached by name (the default is the shipped model)
     assert (lite.name, lite.dim) == ("efficientnet_lite0", 1280)
 
 

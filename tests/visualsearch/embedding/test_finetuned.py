@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from visualsearch.embedding import EmbedderConfigError, available_models, configure, current_settings, load_embedder
-from visualsearch.embedding.config import MODEL_NAMES
+from visualsearch.embedding.config import DEFAULT_MODEL, MODEL_NAMES
 from visualsearch.embedding.finetuned import CHECKPOINT_FORMAT, ProjectionHead
 
 from .helpers import clean_embedding_config, picture  # noqa: F401  (autouse fixture)
@@ -42,7 +42,7 @@ def test_discovered_model_loads_with_its_dimension(tmp_path: Path, monkeypatch: 
     (tmp_path / "not-a-model").mkdir()  # no metadata.json: ignored
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path))
     configure(device="cpu")
-    assert available_models() == [*MODEL_NAMES, NAME]
+    assert available_models() == [*MODEL_NAMES, *sorted([NAME, DEFAULT_MODEL])]  # the shipped one too
     embedder = load_embedder(NAME)
     assert (embedder.name, embedder.dim) == (NAME, 256)
     assert embedder.metadata["backbone"] == "efficientnet_lite0"
@@ -78,7 +78,7 @@ def test_unknown_active_model_changes_nothing(tmp_path: Path) -> None:
     publish(tmp_path)
     with pytest.raises(EmbedderConfigError, match="Unknown embedding model"):
         configure(models_dir=tmp_path / "elsewhere", active_model=NAME)
-    assert current_settings().active_model == "efficientnet_lite0"
+    assert current_settings().active_model == DEFAULT_MODEL
 
 
 def test_bad_checkpoints_are_config_errors(tmp_path: Path) -> None:

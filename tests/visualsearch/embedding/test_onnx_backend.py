@@ -180,7 +180,7 @@ def test_cpu_default_runs_onnx_and_a_failed_export_falls_back_to_torch(
 
     monkeypatch.setattr(onnx_backend, "onnx_export", failing_export)
     with caplog.at_level(logging.WARNING, logger="visualsearch.embedding.api"):
-        embedder = load_embedder()
+        embedder = load_embedder("efficientnet_lite0")
     assert chosen, "the CPU default did not try ONNX Runtime"
     assert embedder.backend == "torch"
     assert "falling back to torch" in caplog.text and "does not know" in caplog.text
