@@ -4,7 +4,10 @@ from django.db import connection
 
 from shop.models import ProductImage
 from visualsearch import index, indexing
+from visualsearch.embedding import load_embedder
 from visualsearch.models import ImageEmbedding
+from visualsearch.reader import stored_image_open
+from visualsearch.selectors import active_model_name
 from visualsearch.pipeline import catalog_embed
 from tests.factories import ProductFactory, ProductImageFactory
 
@@ -82,10 +85,7 @@ def test_catalog_embed_pipeline_is_resumable_and_matches_the_direct_path():
     assert report.embedded == 3
     assert ImageEmbedding.objects.count() == 7
 
-    from visualsearch.embedding import load_embedder
-    from visualsearch.reader import stored_image_open
-
-    direct = load_embedder().embed([stored_image_open(images[5].image.name)])[0]
+    direct = load_embedder(active_model_name()).embed([stored_image_open(images[5].image.name)])[0]
     stored = ImageEmbedding.objects.get(image=images[5]).vector.to_numpy().astype(np.float32)
     assert float(direct @ stored) > 0.999
 
@@ -95,10 +95,7 @@ def test_catalog_embed_with_several_loader_threads_keeps_every_image_in_order():
     seen = []
     report = catalog_embed(batch_size=2, workers=3, on_progress=seen.append)
     assert (report.embedded, report.loader_workers, seen) == (7, 3, [2, 2, 2, 1])
-    from visualsearch.embedding import load_embedder
-    from visualsearch.reader import stored_image_open
-
-    expected = load_embedder().embed([stored_image_open(image.image.name) for image in images])
+    expected = load_embedder(active_model_name()).embed([stored_image_open(image.image.name) for image in images])
     stored = [ImageEmbedding.objects.get(image=image).vector.to_numpy().astype(np.float32) for image in images]
     assert min(float(e @ s) for e, s in zip(expected, stored)) > 0.999
 

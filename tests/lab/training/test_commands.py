@@ -95,6 +95,9 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
     from visualsearch.embedding import available_models, clear_cache, config, load_embedder
 
     shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    # The shipped default stays visible (other code loads it); the tiny model ships beside it.
+    (shipped / config.DEFAULT_MODEL).symlink_to(config.SHIPPED_MODELS_DIR / config.DEFAULT_MODEL)
     monkeypatch.setattr(config, "SHIPPED_MODELS_DIR", shipped)
     catalog, consumer = tiny_data
     out = io.StringIO()
