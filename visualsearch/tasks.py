@@ -13,16 +13,19 @@ from visualsearch import indexing, looks, pipeline
 
 logger = logging.getLogger(__name__)
 
-
-@shared_task(
+# Tasks that write embeddings: redelivered if a worker dies, and retried when the database
+# restarts or a connection drops (bad input is not worth retrying).
+RETRIED = dict(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    # A restarting database or a dropped connection is worth retrying; bad input is not.
     autoretry_for=(ConnectionError, TimeoutError, OperationalError, InterfaceError),
     retry_backoff=True,
     max_retries=5,
 )
+
+
+@shared_task(**RETRIED)
 def embed_images(self, image_ids: list[int], model_name: str | None = None) -> int:
     return indexing.images_embed(image_ids=image_ids, model_name=model_name).embedded
 
@@ -51,14 +54,7 @@ def embedding_schedule(*, image_ids: Sequence[int]) -> None:
     transaction.on_commit(send)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ConnectionError, TimeoutError, OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(**RETRIED)
 def model_index(self, name: str) -> int:
     """Index a candidate model beside the active one, a chunk per run, until it is complete."""
     report = pipeline.model_index_build(name=name)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from lab.training import features as feats
-from lab.training.trainer import TrainConfig, TrainData, training_data
+from lab.training.trainer import TrainConfig, TrainData, training_data, view_maps
 from visualsearch.embedding import load_embedder
 from visualsearch.embedding.categories import CategoryHead, save_category_head
 from visualsearch.embedding.config import model_folder
@@ -78,12 +78,7 @@ def category_data(model_name: str, config: TrainConfig, log: Callable[[str], Non
         views = td.all_views()
         computed = feats.features_ensure(store, encoder, views)
         log(f"category data: {len(views):,} views ({computed:,} computed now)")
-        blocks = {
-            "clean": store.get_many_half([v.key for v in td.clean_views]),
-            "query": store.get_many_half([v.key for v in td.query_views]),
-            "consumer": store.get_many_half([v.key for v in td.consumer_views]),
-            "instance": store.get_many_half([v.key for v in td.instance_views]),
-        }
+        blocks = view_maps(store, td)
     finally:
         store.close()
     labels = list(td.type_names)

@@ -265,6 +265,16 @@ def _lr_at(config: TrainConfig, step: int, total: int) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
 
 
+def view_maps(store: feats.FeatureStore, td: TrainData) -> dict[str, np.ndarray]:
+    """The cached backbone maps (float16) of each kind of view, in ``td``'s order."""
+    return {
+        "clean": store.get_many_half([v.key for v in td.clean_views]),
+        "query": store.get_many_half([v.key for v in td.query_views]),
+        "consumer": store.get_many_half([v.key for v in td.consumer_views]),
+        "instance": store.get_many_half([v.key for v in td.instance_views]),
+    }
+
+
 def train(
     config: TrainConfig,
     log: Callable[[str], None] = print,
@@ -310,12 +320,7 @@ def train(
             computed = feats.features_ensure(store, encoder, views, progress=bar.update)
         feature_seconds = time.perf_counter() - t0
         log(f"features: {computed:,} computed, {len(views) - computed:,} from the cache ({store.path}), {feature_seconds:.0f}s")
-        maps = {
-            "clean": store.get_many_half([v.key for v in td.clean_views]),
-            "query": store.get_many_half([v.key for v in td.query_views]),
-            "consumer": store.get_many_half([v.key for v in td.consumer_views]),
-            "instance": store.get_many_half([v.key for v in td.instance_views]),
-        }
+        maps = view_maps(store, td)
     finally:
         store.close()
     if config.train_last_stage:
