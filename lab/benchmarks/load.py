@@ -119,17 +119,19 @@ def traffic_targets(*, seed: int, limit: int = PLAN_PRODUCTS) -> dict:
     }
 
 
-def traffic_plan(*, targets: dict, mix: dict[str, float], seed: int, photo_paths: Sequence[str],
+def traffic_plan(*, targets: dict, seed: int, photo_paths: Sequence[str], mix: dict[str, float] | None = None,
                  api_mix: dict[str, float] | None = None) -> dict:
-    """The plan the locustfile reads: what to request, how often, from which seed."""
+    """The plan the locustfile reads: what to request, how often (``mix`` for its Shopper users,
+    ``api_mix`` for its ApiClient users; the locustfile's defaults when None), from which seed."""
     plan = {
         "seed": seed,
-        "mix": mix,
         "slugs": targets["slugs"],
         "product_ids": targets["product_ids"],
         "listings": targets["listings"],
         "photos": [str(Path(p).resolve()) for p in photo_paths[:PLAN_PHOTOS]],
     }
+    if mix is not None:
+        plan["mix"] = mix
     if api_mix is not None:
         plan["api_mix"] = api_mix
     return plan

@@ -2,12 +2,14 @@
 
 Locust runs as a child process (``python -m locust``), never in the caller's process: it
 monkey-patches the standard library for gevent on import, which Django's database
-connections and the test runner must not see. Each run writes Locust's own reports,
-``<prefix>_stats.csv``, ``<prefix>_failures.csv`` (and the history and exceptions CSVs) and
-``<prefix>.html``; ``stats_summary`` turns the first two into the numbers the reports print.
+connections and the test runner must not see. Each run writes Locust's own reports:
+``<prefix>.html``, ``<prefix>.json`` (its final statistics), ``<prefix>_stats.csv``,
+``<prefix>_failures.csv`` and the history and exceptions CSVs. ``stats_summary`` turns the
+JSON (final, unlike the CSVs, which Locust rewrites once a second while it runs) and the
+failures CSV into the numbers the reports print.
 
 Locust records response times in whole milliseconds, rounded to two significant digits above
-100 ms (``locust.stats``), so p50/p95/p99 read from its CSV have that resolution.
+100 ms (``locust.stats``), so p50/p95/p99 have that resolution.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+
+from lab.metrics import percentiles
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # A request still in flight when a run's time is up is finished and counted rather than cut
@@ -34,7 +41,6 @@ LOCUST_EXIT_OK = (0, 1)
 # Locust logs this when its own process saturates a core: the numbers then measure the load
 # generator as much as the server.
 LOCUST_CPU_WARNING = "CPU usage above"
-AGGREGATED = "Aggregated"
 
 
 def plan_write(*, path: Path, plan: dict) -> Path:
@@ -50,7 +56,7 @@ def locust_command(*, host: str, user_class: str, users: int, seconds: float, pl
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), user_class,
         "--headless", "-u", str(users), "-r", str(users), "-t", f"{max(1, math.ceil(seconds))}s",
         "--stop-timeout", str(STOP_TIMEOUT_S), "--host", host, "--plan", str(plan_path),
-        "--csv", str(report_prefix), "--html", str(report_prefix.with_suffix(".html")),
+        "--csv", str(report_prefix), "--html", str(report_prefix.with_suffix(".html")), "--json-file", str(report_prefix),
         "--only-summary", "--loglevel", "WARNING",
     ]
 
@@ -66,17 +72,19 @@ def locust_run(*, host: str, user_class: str, users: int, seconds: float, plan_p
     log_path = report_prefix.parent / f"{report_prefix.name}_locust.log"
     command = locust_command(host=host, user_class=user_class, users=users, seconds=seconds, plan_path=plan_path,
                              report_prefix=report_prefix)
+    json_path = Path(f"{report_prefix}.json")
+    failures_path = Path(f"{report_prefix}_failures.csv")
+    for stale in (json_path, failures_path):  # an earlier run's, which a failed run must not pass off as its own
+        stale.unlink(missing_ok=True)
     started = time.perf_counter()
     with open(log_path, "wb") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False,
                                    timeout=seconds + STOP_TIMEOUT_S + LOCUST_OVERHEAD_S)
     wall = time.perf_counter() - started
-    stats_path = Path(f"{report_prefix}_stats.csv")
-    failures_path = Path(f"{report_prefix}_failures.csv")
     log_text = log_path.read_text(errors="replace")
-    if completed.returncode not in LOCUST_EXIT_OK or not stats_path.exists():
+    if completed.returncode not in LOCUST_EXIT_OK or not json_path.exists():
         raise RuntimeError(f"locust exited with {completed.returncode}; see {log_path}:\n{log_text[-2000:]}")
-    summary = stats_summary(stats_csv=stats_path.read_text(),
+    summary = stats_summary(entries=json.loads(json_path.read_text()),
                             failures_csv=failures_path.read_text() if failures_path.exists() else "")
     return {
         "users": users,
@@ -85,44 +93,50 @@ def locust_run(*, host: str, user_class: str, users: int, seconds: float, plan_p
         "wall_seconds": wall,
         **summary,
         "locust_cpu_warning": LOCUST_CPU_WARNING in log_text,
-        "reports": {"stats_csv": str(stats_path), "html": str(report_prefix.with_suffix(".html")), "log": str(log_path)},
+        "reports": {"stats_csv": f"{report_prefix}_stats.csv", "html": str(report_prefix.with_suffix(".html")),
+                    "json": str(json_path), "log": str(log_path)},
     }
 
 
-def _number(value: str) -> float | None:
-    """A CSV cell as a number; Locust writes "N/A" for percentiles of no requests."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def stats_row(row: dict[str, str]) -> dict:
-    """One row of ``<prefix>_stats.csv``: requests, errors, req/s, p50/p95/p99 (ms), mean (ms)."""
-    requests = int(_number(row["Request Count"]) or 0)
-    errors = int(_number(row["Failure Count"]) or 0)
+def entry_summary(entries: Sequence[dict]) -> dict:
+    """Requests, errors, req/s, p50/p95/p99 and mean (ms) of Locust stats entries taken
+    together (``--json-file``: one entry per request name, with its response-time histogram)."""
+    requests = sum(e["num_requests"] for e in entries)
+    errors = sum(e["num_failures"] for e in entries)
+    histogram: dict[int, int] = {}
+    for entry in entries:
+        for ms, count in entry["response_times"].items():
+            histogram[int(ms)] = histogram.get(int(ms), 0) + count
+    samples = np.repeat(np.fromiter(histogram, dtype=np.float64), list(histogram.values()))
+    stamps = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
+    span = max(stamps) - min(e["start_time"] for e in entries) if stamps else 0.0
+    timed = [e for e in entries if e["num_requests"] > e.get("num_none_requests", 0)]
+    mean = (sum(e["total_response_time"] for e in timed) / sum(e["num_requests"] - e.get("num_none_requests", 0) for e in timed)
+            if timed else None)
     return {
         "requests": requests,
         "errors": errors,
         "ok": requests - errors,
-        "throughput_rps": _number(row["Requests/s"]) or 0.0,
-        "p50": _number(row["50%"]) if requests else None,
-        "p95": _number(row["95%"]) if requests else None,
-        "p99": _number(row["99%"]) if requests else None,
-        "mean": _number(row["Average Response Time"]) if requests else None,
+        "throughput_rps": requests / span if span > 0 else 0.0,
+        **(percentiles(samples, (50, 95, 99)) if samples.size else {"p50": None, "p95": None, "p99": None}),
+        "mean": mean,
     }
 
 
-def stats_summary(*, stats_csv: str, failures_csv: str = "") -> dict:
-    """The aggregated row of Locust's stats CSV, ``by_kind`` (one entry per request name) and
-    ``failures`` (kind, method, error, occurrences) from its failures CSV."""
-    rows = list(csv.DictReader(io.StringIO(stats_csv)))
-    total = next((row for row in rows if row["Name"] == AGGREGATED), None)
-    if total is None:
-        raise ValueError("no Aggregated row in Locust's stats CSV")
-    by_kind = {row["Name"]: stats_row(row) for row in sorted(rows, key=lambda r: r["Name"]) if row["Name"] != AGGREGATED}
+def stats_summary(*, entries: Sequence[dict], failures_csv: str = "") -> dict:
+    """All requests together, ``by_kind`` (one entry per request name: the locustfile names
+    requests by kind) and ``failures`` (kind, method, error, occurrences) from Locust's
+    failures CSV. ``entries``: Locust's ``--json-file``, written when it stops (its CSVs are
+    snapshots taken every second, so they can miss the last second of a run)."""
+    by_name: dict[str, list[dict]] = {}
+    for entry in entries:
+        by_name.setdefault(entry["name"], []).append(entry)
     failures = [
         {"kind": row["Name"], "method": row["Method"], "error": row["Error"], "occurrences": int(row["Occurrences"])}
         for row in csv.DictReader(io.StringIO(failures_csv))
     ] if failures_csv.strip() else []
-    return {**stats_row(total), "by_kind": by_kind, "failures": failures}
+    return {
+        **entry_summary(entries),
+        "by_kind": {name: entry_summary(group) for name, group in sorted(by_name.items())},
+        "failures": failures,
+    }

@@ -7,7 +7,6 @@ leaves everything measured so far on disk if it is stopped.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -15,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from config.database import database_url_from_settings
 from lab import plots
-from lab.benchmarks import ann, http_load, pgindex
+from lab.benchmarks import ann, gunicorn, pgindex
+from lab.benchmarks.load import QUICK_WARMUP_SECONDS, WARMUP_SECONDS, traffic_plan, traffic_targets
+from lab.benchmarks.locust_run import locust_run, plan_write
 from lab.benchmarks.throughput import SIDE_BY_SIDE_IMAGES, SIDE_BY_SIDE_RUNS, throughput_bench
 from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
-from shop.models import Product
 from visualsearch.embedding import DEFAULT_BATCH_SIZE, load_embedder
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import active_model_name
@@ -31,11 +32,6 @@ TARGET_RECALL_AT_10 = 0.95
 TARGET_SPEEDUP_VS_NUMPY = 20.0
 TARGET_SIMILAR_P50_MS = 15.0
 TARGET_SEARCH_IMAGE_P50_MS = 80.0
-# One torch thread per gunicorn worker, two workers for two cores. With torch's default
-# (one thread per core) in each worker, 2 x 2 OpenMP threads fight over 2 cores; on the
-# shared box the forward pass measured 3.3 images/s with 2 threads against 19-27 with 1
-# while other processes were busy (batch 8).
-SERVER_TORCH_THREADS = 1
 
 
 @dataclass
@@ -245,57 +241,58 @@ def _ann(options: BenchOptions, result: dict, save: Callable[[], None], log) -> 
         conn.close()
 
 
+# The two API endpoints the HTTP section measures: report key -> the locustfile's kind.
+HTTP_ENDPOINTS = {"similar": "similar", "search_image": "search"}
+
+
 def _http(options: BenchOptions, log) -> dict:
+    """Single-user and concurrent latency of the two API endpoints, one at a time: Locust's
+    ``ApiClient`` users (lab/benchmarks/locustfile.py) against gunicorn on loopback."""
     import os
 
     from django.conf import settings
+    from django.db import connection
 
-
-    ids = list(
-        ImageEmbedding.objects.filter(model_name=active_model_name(), product__status=Product.Status.ACTIVE)
-        .values_list("product_id", flat=True)
-        .distinct()
-    )
-    if not ids:
+    targets = traffic_targets(seed=options.seed)
+    if not targets["product_ids"]:
         return {"skipped": "no embedded active products in the database (run `make demo` first)"}
-    ids = sorted(ids)
-    random.Random(options.seed).shuffle(ids)
-    photos = [Path(p).read_bytes() for p in options.photo_paths[:16]] or [http_load.generated_photo(i) for i in range(4)]
-    makers = http_load.api_requests(ids[:500], photos)
     seconds = options.http_seconds or (3.0 if options.quick else 15.0)
-    single_n = {"similar": 30 if options.quick else 300, "search_image": 8 if options.quick else 100}
+    stem = "bench_quick" if options.quick else "bench"
     out: dict = {
-        "catalogue_products_embedded": len(ids),
-        "workers": http_load.GUNICORN_WORKERS,
-        "torch_threads_per_worker": SERVER_TORCH_THREADS,
-        "photos": len(photos),
+        "catalogue_products_embedded": targets["products_embedded"],
+        "workers": gunicorn.GUNICORN_WORKERS,
+        "torch_threads_per_worker": gunicorn.SERVER_TORCH_THREADS,
+        "photos": min(len(options.photo_paths), 16) or "generated",
+        "load_generator": "locust (lab/benchmarks/locustfile.py, user class ApiClient)",
+        "seconds": seconds,
     }
-    server = http_load.gunicorn_start(
-        env_overrides={
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
-            "VISUALSEARCH_TORCH_THREADS": str(SERVER_TORCH_THREADS),
-            # A load test is one client hammering the API: the per-client rate limits would
-            # turn most of it into 429s.
-            "VISUALSEARCH_RATE_IMAGE_SEARCH": "off",
-            "VISUALSEARCH_RATE_SIMILAR": "off",
-        },
+    server = gunicorn.gunicorn_start(
+        env_overrides=gunicorn.server_env(
+            settings_module=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
+            database_url=database_url_from_settings(connection.settings_dict),
+        ),
         cwd=Path(settings.BASE_DIR),
-        log_path=options.out_dir / "bench_gunicorn.log",
+        log_path=options.out_dir / f"{stem}_gunicorn.log",
     )
     try:
-        for name, make in makers.items():
+        for name, kind in HTTP_ENDPOINTS.items():
+            plan = traffic_plan(targets=targets, seed=options.seed, photo_paths=options.photo_paths,
+                                api_mix={kind: 1.0})
+            plan_path = plan_write(path=options.out_dir / f"{stem}_http_{name}_plan.json", plan=plan)
+
+            def run(users: int, run_seconds: float, tag: str) -> dict:
+                return locust_run(host=server.url, user_class="ApiClient", users=users, seconds=run_seconds,
+                                  plan_path=plan_path, report_prefix=options.out_dir / f"{stem}_http_{name}_{tag}")
+
             # Warm every worker (the search endpoint loads the model on first use).
-            http_load.load_run(port=server.port, make_request=make, clients=http_load.GUNICORN_WORKERS * 2, seconds=60, max_requests=12)
-            single = http_load.load_run(port=server.port, make_request=make, clients=1, seconds=seconds * 4, max_requests=single_n[name])
-            loaded = http_load.load_run(
-                port=server.port, make_request=make, clients=options.http_clients, seconds=seconds, max_requests=5000
-            )
+            run(gunicorn.GUNICORN_WORKERS * 2, QUICK_WARMUP_SECONDS if options.quick else WARMUP_SECONDS, "warmup")
+            single = run(1, seconds, "u1")
+            loaded = run(options.http_clients, seconds, f"u{options.http_clients}")
             out[name] = {"single_client": single, "concurrent": loaded}
             log(
-                f"  {name}: single client p50 {single['p50']:.1f} ms p95 {single['p95']:.1f} ms; "
-                f"{options.http_clients} clients p50 {loaded['p50']:.1f} ms p95 {loaded['p95']:.1f} ms "
-                f"p99 {loaded['p99']:.1f} ms, {loaded['throughput_rps']:.1f} req/s, {loaded['errors']} errors"
+                f"  {name}: single user p50 {fmt(single['p50'], 0)} ms p95 {fmt(single['p95'], 0)} ms; "
+                f"{options.http_clients} users p50 {fmt(loaded['p50'], 0)} ms p95 {fmt(loaded['p95'], 0)} ms "
+                f"p99 {fmt(loaded['p99'], 0)} ms, {loaded['throughput_rps']:.1f} req/s, {loaded['errors']} errors"
             )
     finally:
         server.stop()
@@ -410,7 +407,9 @@ def http_rows(res: dict) -> tuple[list[str], list[list[str]]]:
         for mode in ("single_client", "concurrent"):
             row = res.get(key, {}).get(mode)
             if row:
-                rows.append([label, str(row["clients"]), str(row["requests"]), str(row["errors"]), fmt(row["p50"], 1),
+                # "users" since the Locust runs; reports of the hand-written generator said "clients".
+                users = row.get("users", row.get("clients"))
+                rows.append([label, str(users), str(row["requests"]), str(row["errors"]), fmt(row["p50"], 1),
                              fmt(row["p95"], 1), fmt(row["p99"], 1), fmt(row["throughput_rps"], 1)])
     return headers, rows
 
@@ -495,8 +494,9 @@ def bench_markdown(result: dict) -> str:
         else:
             h = result["http"]
             parts += [f"{h['workers']} sync workers with {h.get('torch_threads_per_worker')} torch thread each, "
-                      f"{h['catalogue_products_embedded']} embedded products, k = 12; single client: sequential requests "
-                      f"after warm-up; concurrent: 4 client threads for a fixed time.", "",
+                      f"{h['catalogue_products_embedded']} embedded products, k = 12; after a warm-up, Locust users "
+                      f"(ApiClient, lab/benchmarks/locustfile.py) for {fmt(h.get('seconds'), 0)} s each: one user "
+                      f"(sequential requests), then several at once.", "",
                       md_table(*http_rows(h)), ""]
     if "sizes" in result.get("ann", {}):
         a = result["ann"]

@@ -37,7 +37,7 @@ from tests.workers.processes import (
     wait_for,
     worker_start,
 )
-from lab.benchmarks import http_load
+from lab.benchmarks import gunicorn
 from visualsearch.models import ImageEmbedding
 from workers.celery import app as celery_app
 
@@ -168,7 +168,7 @@ class Session:
 
     def post_form(self, path: str, fields: dict[str, str], files: dict | None = None):
         fields = {**fields, "csrfmiddlewaretoken": self.cookies["csrftoken"].value}
-        body, ctype = http_load.multipart_body(fields, files or {})
+        body, ctype = gunicorn.multipart_body(fields, files or {})
         return self.request("POST", path, body, ctype)
 
 
@@ -181,8 +181,8 @@ def test_upload_while_redis_is_down_succeeds_and_the_sweep_embeds_it_later(broke
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     dead_broker = f"redis://127.0.0.1:{closed_port()}/14"
-    server = http_load.gunicorn_start(env_overrides={**env, "REDIS_URL": dead_broker}, workers=1, cwd=REPO,
-                                      log_path=tmp_path / "gunicorn.log")
+    server = gunicorn.gunicorn_start(env_overrides={**env, "REDIS_URL": dead_broker}, workers=1, cwd=REPO,
+                                     log_path=tmp_path / "gunicorn.log")
     try:
         web = Session(server.port)
         web.request("GET", "/admin/login/")
@@ -333,7 +333,7 @@ def test_postgres_restart_web_and_worker_recover_without_restarting_them(broker,
     def embedded(image_id: int) -> bool:
         return bool(pg.query("SELECT 1 FROM visualsearch_imageembedding WHERE image_id = %s", (image_id,)))
 
-    server = http_load.gunicorn_start(env_overrides=env, workers=2, cwd=REPO, log_path=tmp_path / "gunicorn.log")
+    server = gunicorn.gunicorn_start(env_overrides=env, workers=2, cwd=REPO, log_path=tmp_path / "gunicorn.log")
     log = tmp_path / "worker.log"
     worker = worker_start(env=env, log_path=log, name="pgfault")
     try:

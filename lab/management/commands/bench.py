@@ -35,8 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--throughput-images", type=int, help="images per throughput measurement")
         parser.add_argument("--backend-runs", type=int, help="alternating runs per backend and batch size (default 5)")
         parser.add_argument("--backend-images", type=int, help="images per run of the backends' table (default 64)")
-        parser.add_argument("--http-seconds", type=float, help="seconds of concurrent load per endpoint")
-        parser.add_argument("--http-clients", type=int, default=4, help="concurrent client threads (default 4)")
+        parser.add_argument("--http-seconds", type=float, help="seconds of each Locust run per endpoint (one user, then --http-clients users)")
+        parser.add_argument("--http-clients", type=int, default=4, help="concurrent Locust users of the HTTP section (default 4)")
         parser.add_argument("--vectors", choices=("gaussian", "clustered"), default="gaussian",
                             help="synthetic vectors: a Gaussian shaped like the real ones (default), or clustered around them")
         parser.add_argument("--seed", type=int, default=0)
