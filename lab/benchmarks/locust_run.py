@@ -25,9 +25,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from lab.metrics import percentiles
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # A request still in flight when a run's time is up is finished and counted rather than cut
@@ -41,6 +38,7 @@ LOCUST_EXIT_OK = (0, 1)
 # Locust logs this when its own process saturates a core: the numbers then measure the load
 # generator as much as the server.
 LOCUST_CPU_WARNING = "CPU usage above"
+REPORTED_PERCENTILES = (50, 95, 99)
 
 
 def plan_write(*, path: Path, plan: dict) -> Path:
@@ -98,6 +96,22 @@ def locust_run(*, host: str, user_class: str, users: int, seconds: float, plan_p
     }
 
 
+def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
+    """The response time (ms) within which ``fraction`` of the requests finished, by Locust's
+    own rule (``locust.stats.calculate_response_time_percentile``: the sample of rank
+    ``int(n * fraction)`` counted from 0), so the reports agree with Locust's HTML; None
+    without samples."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = int(total * fraction), 0
+    for ms in sorted(histogram):
+        seen += histogram[ms]
+        if seen > rank:
+            return float(ms)
+    return float(max(histogram))
+
+
 def entry_summary(entries: Sequence[dict]) -> dict:
     """Requests, errors, req/s, p50/p95/p99 and mean (ms) of Locust stats entries taken
     together (``--json-file``: one entry per request name, with its response-time histogram)."""
@@ -107,7 +121,6 @@ def entry_summary(entries: Sequence[dict]) -> dict:
     for entry in entries:
         for ms, count in entry["response_times"].items():
             histogram[int(ms)] = histogram.get(int(ms), 0) + count
-    samples = np.repeat(np.fromiter(histogram, dtype=np.float64), list(histogram.values()))
     stamps = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
     span = max(stamps) - min(e["start_time"] for e in entries) if stamps else 0.0
     timed = [e for e in entries if e["num_requests"] > e.get("num_none_requests", 0)]
@@ -118,7 +131,7 @@ def entry_summary(entries: Sequence[dict]) -> dict:
         "errors": errors,
         "ok": requests - errors,
         "throughput_rps": requests / span if span > 0 else 0.0,
-        **(percentiles(samples, (50, 95, 99)) if samples.size else {"p50": None, "p95": None, "p99": None}),
+        **{f"p{p}": histogram_percentile(histogram, p / 100) for p in REPORTED_PERCENTILES},
         "mean": mean,
     }
 
