@@ -27,7 +27,8 @@ def test_flat_latency_and_too_few_levels():
     flat = latency_climb(levels=[level(1, 20.0), level(4, 30.0)], factor=1.5)  # 30 is not > 1.5 x 20
     assert flat["users"] is None and "does not climb" in climb_sentence(flat)
     assert latency_climb(levels=[level(2, 20.0)]) is None
-    assert latency_climb(levels=[level(1, None), level(4, 30.0)]) is None  # a level without requests has no p50
+    no_requests = {**level(1, 20.0, requests=0), "p50": None}
+    assert latency_climb(levels=[no_requests, level(4, 30.0)]) is None  # a level without requests has no p50
     assert "not measured" in climb_sentence(None)
 
 
