@@ -70,8 +70,9 @@ evaluate: migrate
 bench: migrate
 	$(PY) manage.py bench $(BENCH_ARGS)
 
-# Bounded mixed-traffic load test against gunicorn on loopback (needs `make embed` first);
-# reports/load.{json,md}. Drift between images and embeddings: check-index (FIX=1 repairs).
+# Bounded mixed-traffic load test: Locust (lab/benchmarks/locustfile.py, headless) against
+# gunicorn on loopback, 1/4/8/16 users x 30 s (needs `make embed` first); reports/load.{json,md}
+# and Locust's CSV and HTML per level. Drift between images and embeddings: check-index (FIX=1 repairs).
 LOAD_ARGS ?=
 load: migrate
 	$(PY) manage.py load_test $(LOAD_ARGS)
