@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -75,10 +76,13 @@ def locust_run(*, host: str, user_class: str, users: int, seconds: float, plan_p
     for stale in (json_path, failures_path):  # an earlier run's, which a failed run must not pass off as its own
         stale.unlink(missing_ok=True)
     started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for children: this Locust run's share is the delta
     with open(log_path, "wb") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False,
                                    timeout=seconds + STOP_TIMEOUT_S + LOCUST_OVERHEAD_S)
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    locust_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     log_text = log_path.read_text(errors="replace")
     if completed.returncode not in LOCUST_EXIT_OK or not json_path.exists():
         raise RuntimeError(f"locust exited with {completed.returncode}; see {log_path}:\n{log_text[-2000:]}")
@@ -90,6 +94,7 @@ def locust_run(*, host: str, user_class: str, users: int, seconds: float, plan_p
         "seconds": seconds,
         "wall_seconds": wall,
         **summary,
+        "locust_cpu_seconds": locust_cpu,  # the load generator's own CPU time, on the cores the server uses
         "locust_cpu_warning": LOCUST_CPU_WARNING in log_text,
         "reports": {"stats_csv": f"{report_prefix}_stats.csv", "html": str(report_prefix.with_suffix(".html")),
                     "json": str(json_path), "log": str(log_path)},

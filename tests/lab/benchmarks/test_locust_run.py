@@ -130,7 +130,7 @@ def test_shoppers_send_the_planned_mix_named_by_kind_and_count_non_2xx_as_errors
                        report_prefix=tmp_path / "load_u2")
 
     seen = StubShop.seen
-    assert level["users"] == 2 and level["requests"] > 0
+    assert level["users"] == 2 and level["requests"] > 0 and level["locust_cpu_seconds"] > 0
     assert level["requests"] == len(seen)  # Locust's final numbers count every request sent
     assert set(level["by_kind"]) == {"product", "listing", "search", "similar"}
     gone = sum(path == "/products/gone/" for _, path, _ in seen)
