@@ -157,7 +157,8 @@ class _PlannedUser(FastHttpUser):
             self.client.cookiejar.clear()
         with self.client.request(method, path, name=kind, data=body, headers=headers, allow_redirects=False,
                                  catch_response=True) as response:
-            if not 200 <= (response.status_code or 0) < 300:
+            # No status: the request failed (refused, reset, timed out) and Locust reports the error itself.
+            if response.status_code and not 200 <= response.status_code < 300:
                 response.failure(f"HTTP {response.status_code}")
 
 
