@@ -17,7 +17,7 @@ import numpy as np
 from config.database import database_url_from_settings
 from lab import plots
 from lab.benchmarks import ann, gunicorn, pgindex
-from lab.benchmarks.load import QUICK_WARMUP_SECONDS, WARMUP_SECONDS, traffic_plan, traffic_targets
+from lab.benchmarks.load import PLAN_PHOTOS, QUICK_WARMUP_SECONDS, WARMUP_SECONDS, traffic_plan, traffic_targets
 from lab.benchmarks.locust_run import locust_run, plan_write
 from lab.benchmarks.throughput import SIDE_BY_SIDE_IMAGES, SIDE_BY_SIDE_RUNS, throughput_bench
 from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
@@ -262,7 +262,7 @@ def _http(options: BenchOptions, log) -> dict:
         "catalogue_products_embedded": targets["products_embedded"],
         "workers": gunicorn.GUNICORN_WORKERS,
         "torch_threads_per_worker": gunicorn.SERVER_TORCH_THREADS,
-        "photos": min(len(options.photo_paths), 16) or "generated",
+        "photos": min(len(options.photo_paths), PLAN_PHOTOS) or "generated",
         "load_generator": "locust (lab/benchmarks/locustfile.py, user class ApiClient)",
         "seconds": seconds,
     }
@@ -279,15 +279,14 @@ def _http(options: BenchOptions, log) -> dict:
             plan = traffic_plan(targets=targets, seed=options.seed, photo_paths=options.photo_paths,
                                 api_mix={kind: 1.0})
             plan_path = plan_write(path=options.out_dir / f"{stem}_http_{name}_plan.json", plan=plan)
-
-            def run(users: int, run_seconds: float, tag: str) -> dict:
-                return locust_run(host=server.url, user_class="ApiClient", users=users, seconds=run_seconds,
-                                  plan_path=plan_path, report_prefix=options.out_dir / f"{stem}_http_{name}_{tag}")
-
-            # Warm every worker (the search endpoint loads the model on first use).
-            run(gunicorn.GUNICORN_WORKERS * 2, QUICK_WARMUP_SECONDS if options.quick else WARMUP_SECONDS, "warmup")
-            single = run(1, seconds, "u1")
-            loaded = run(options.http_clients, seconds, f"u{options.http_clients}")
+            warmup_seconds = QUICK_WARMUP_SECONDS if options.quick else WARMUP_SECONDS
+            runs = {}
+            # The warm-up first: every worker loads the model on its first photo search.
+            for tag, users, run_seconds in (("warmup", gunicorn.GUNICORN_WORKERS * 2, warmup_seconds), ("single_u1", 1, seconds),
+                                            (f"concurrent_u{options.http_clients}", options.http_clients, seconds)):
+                runs[tag] = locust_run(host=server.url, user_class="ApiClient", users=users, seconds=run_seconds,
+                                       plan_path=plan_path, report_prefix=options.out_dir / f"{stem}_http_{name}_{tag}")
+            single, loaded = runs["single_u1"], runs[f"concurrent_u{options.http_clients}"]
             out[name] = {"single_client": single, "concurrent": loaded}
             log(
                 f"  {name}: single user p50 {fmt(single['p50'], 0)} ms p95 {fmt(single['p95'], 0)} ms; "
