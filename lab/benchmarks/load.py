@@ -13,7 +13,9 @@ class ``Shopper``: one visitor per user, its session cookie kept) sends a seeded
 
 for a fixed time at each number of users, and reports throughput, p50/p95/p99 and errors
 (any non-2xx or failed request), overall and per kind, and the level at which latency starts
-to climb. Nothing is written to the database but sessions.
+to climb. What the traffic writes to the database is what any shopper's would: sessions, and
+each photo search kept as a look (``visualsearch.looks``: the shrunk photo, expired after
+``VISUALSEARCH_SEARCH_RETENTION_HOURS`` by the periodic clean-up).
 """
 
 from __future__ import annotations
