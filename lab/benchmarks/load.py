@@ -39,6 +39,8 @@ from visualsearch.selectors import active_model_name
 
 # The storefront mix measured since 2026-11-29 (docs/benchmarks.md), kept so that runs compare.
 DEFAULT_MIX = {"product": 0.5, "listing": 0.3, "search": 0.2}
+# The locustfile's kinds, repeated: importing it would import Locust, which patches the
+# standard library for gevent, into the Django process.
 KINDS = ("product", "listing", "search", "similar")
 DEFAULT_LEVELS = (1, 4, 8, 16)
 DEFAULT_SECONDS = 30.0

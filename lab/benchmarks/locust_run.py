@@ -117,17 +117,23 @@ def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | 
     return float(max(histogram))
 
 
-def entry_summary(entries: Sequence[dict]) -> dict:
+def entries_span(entries: Sequence[dict]) -> float:
+    """Seconds from the first entry's start to the last request of any (0 without requests)."""
+    stamps = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
+    return max(stamps) - min(e["start_time"] for e in entries) if stamps else 0.0
+
+
+def entry_summary(entries: Sequence[dict], *, span: float | None = None) -> dict:
     """Requests, errors, req/s, p50/p95/p99 and mean (ms) of Locust stats entries taken
-    together (``--json-file``: one entry per request name, with its response-time histogram)."""
+    together (``--json-file``: one entry per request name, with its response-time histogram).
+    ``span``: the seconds that req/s divides by (default: the entries' own span)."""
     requests = sum(e["num_requests"] for e in entries)
     errors = sum(e["num_failures"] for e in entries)
     histogram: dict[int, int] = {}
     for entry in entries:
         for ms, count in entry["response_times"].items():
             histogram[int(ms)] = histogram.get(int(ms), 0) + count
-    stamps = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
-    span = max(stamps) - min(e["start_time"] for e in entries) if stamps else 0.0
+    span = entries_span(entries) if span is None else span
     timed = [e for e in entries if e["num_requests"] > e.get("num_none_requests", 0)]
     mean = (sum(e["total_response_time"] for e in timed) / sum(e["num_requests"] - e.get("num_none_requests", 0) for e in timed)
             if timed else None)
@@ -153,8 +159,11 @@ def stats_summary(*, entries: Sequence[dict], failures_csv: str = "") -> dict:
         {"kind": row["Name"], "method": row["Method"], "error": row["Error"], "occurrences": int(row["Occurrences"])}
         for row in csv.DictReader(io.StringIO(failures_csv))
     ] if failures_csv.strip() else []
+    # Every kind's req/s over the whole run: a kind's own entry starts at its first request,
+    # which in a short run would overstate its rate.
+    span = entries_span(entries)
     return {
-        **entry_summary(entries),
-        "by_kind": {name: entry_summary(group) for name, group in sorted(by_name.items())},
+        **entry_summary(entries, span=span),
+        "by_kind": {name: entry_summary(group, span=span) for name, group in sorted(by_name.items())},
         "failures": failures,
     }
