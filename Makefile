@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz venv db migrate import embed scan duplicates serve worker beat bench evaluate clean-db train load check-index
+.PHONY: demo test fuzz venv db migrate import embed scan duplicates looks serve worker beat bench evaluate clean-db train load check-index
 
 # Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -36,7 +36,11 @@ embed: import
 duplicates: embed
 	$(PY) manage.py scan_duplicates --only-unchecked
 
-demo: duplicates
+# "Complete the look" of every product from its own photo (the workers keep it fresh afterwards).
+looks: embed
+	$(PY) manage.py compute_looks
+
+demo: duplicates looks
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "  Vitrine is serving on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/, API docs: http://$(HOST):$(PORT)/api/docs/)"

@@ -12,8 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender.selectors import product_similar
-from recommender.serializers import SimilarListSerializer, SimilarQuerySerializer, similar_data
+from recommender.selectors import product_complete_look, product_similar
+from recommender.serializers import (
+    CompleteLookSerializer,
+    SimilarListSerializer,
+    SimilarQuerySerializer,
+    complete_look_data,
+    similar_data,
+)
 from shop.selectors import product_get_active
 from visualsearch.serializers import THROTTLED, error_response, field_errors_response
 from visualsearch.throttles import ScopedThrottle
@@ -62,3 +68,39 @@ class ProductSimilarApi(APIView):
             raise NotFound("No such product.")
         similar = product_similar(product=product, **query.validated_data)
         return Response(similar_data(similar, request=request))
+
+
+class ProductCompleteLookApi(APIView):
+    authentication_classes: list[Any] = []  # public, anonymous, read-only
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "similar"
+
+    @extend_schema(
+        operation_id="product_complete_look",
+        summary="Products that complete this product's look",
+        description=(
+            "The other garments worn in this product's photo (a shirt photographed with jeans: the jeans), "
+            "each with active products like it in another category than this product's and of its gender, "
+            "best first. When this product's photo shows no other garment, the look of the most similar "
+            "product whose photo does is used (`borrowed_from`). Precomputed by the workers when a product's "
+            "image is embedded; `groups` is empty when no look is known."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "product_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A product's `id` (as in search results).",
+                examples=[OpenApiExample("A product", value=1)],
+            ),
+        ],
+        responses={
+            200: CompleteLookSerializer,
+            404: error_response("No active product with this id (unknown, or hidden).", **{"Unknown or hidden": "No such product."}),
+            429: THROTTLED,
+        },
+        tags=["recommendations"],
+    )
+    def get(self, request: Request, product_id: int) -> Response:
+        product = product_get_active(product_id=product_id)
+        if product is None:
+            raise NotFound("No such product.")
+        return Response(complete_look_data(product_complete_look(product=product), request=request))

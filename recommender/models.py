@@ -33,3 +33,27 @@ class ProductView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} viewed {self.product_id} at {self.viewed_at:%Y-%m-%d %H:%M}"
+
+
+class ProductLook(models.Model):
+    """"Complete the look" for one product, precomputed by the workers from the product's own
+    photo (``recommender.outfits``): the other garments the photo shows (a shirt worn with
+    trousers and shoes), each with the catalogue's best matches in another category.
+
+    One row per product, rewritten whenever the product's image is embedded again and by the
+    periodic sweep when missing, computed with another model, or older than
+    ``outfits.LOOK_MAX_AGE``. A row with no regions records that the photo shows nothing
+    else to match: such products borrow a neighbour's look when they are read.
+    """
+
+    product = models.OneToOneField(Product, primary_key=True, related_name="+", on_delete=models.CASCADE)
+    model_name = models.CharField(max_length=100)
+    # [{"kind", "box": [l, u, r, b], "category": slug | None, "label",
+    #   "suggestions": [[product_id, image_id, score], ...]}], the most certain region first.
+    regions = models.JSONField(default=list, blank=True)
+    # Regions hold suggestions: a look other products may borrow (read through this index).
+    has_look = models.BooleanField(default=False, db_index=True)
+    computed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"look of {self.product_id}: {len(self.regions)} regions ({self.model_name})"

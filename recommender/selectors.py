@@ -1,4 +1,4 @@
-"""Similar products, "Recommended for you" and "Recently viewed", from the image embeddings
+"""Similar products, "Recommended for you", "Recently viewed" and "Complete the look", from the image embeddings
 of the active model and the visitor's history.
 
 Searches go through ``visualsearch.selectors.nearest_product_ids`` (the HNSW index, the
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connection
 
-from recommender import history
-from recommender.models import ProductView
+from recommender import history, outfits
+from recommender.models import ProductLook, ProductView
 from shop.filters import ProductFilters
 from shop.models import Category, Product, ProductImage
-from shop.selectors import category_path, product_get_by_ids
+from shop.selectors import category_nodes, category_path, product_get_by_ids
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import ProductMatch, active_model_name, nearest_product_ids, product_vectors
@@ -351,3 +351,139 @@ def products_recently_viewed(
         return []
     # All of them (the history is bounded): hidden ones drop out of the load, the strip stays full.
     return product_get_by_ids(ids=newest_first[: history.MAX_REMEMBERED])[:k]
+
+
+# Complete the look --------------------------------------------------------------------
+
+# Neighbours searched for a look to borrow when the product's own photo shows nothing else:
+# the nearest products of its family that have one (about a third of the demo catalogue
+# has a look of its own, so a dozen neighbours nearly always hold one).
+LOOK_BORROW_NEIGHBOURS = 12
+
+
+@dataclass(frozen=True)
+class LookGroup:
+    """One garment of the look: what it is and the catalogue's products like it."""
+
+    kind: str  # the region's kind in the photo: top, bottom, full_body, shoes, headwear or item
+    label: str  # the category it matched, e.g. "Jeans"
+    category_slug: str
+    box: tuple[int, int, int, int]  # where the garment is in the source product's photo
+    photo_size: tuple[int, int]  # that photo's width and height
+    matches: list[Recommendation]
+
+    @property
+    def thumb_style(self) -> str:
+        """CSS that shows just the garment's box of the source photo as a tile's background."""
+        width, height = self.photo_size
+        left, upper, right, lower = self.box
+        bw, bh = max(1, right - left), max(1, lower - upper)
+        x = 100 * left / (width - bw) if width > bw else 0
+        y = 100 * upper / (height - bh) if height > bh else 0
+        return f"background-size: {100 * width / bw:.2f}% {100 * height / bh:.2f}%; background-position: {x:.2f}% {y:.2f}%"
+
+
+@dataclass(frozen=True)
+class CompleteLook:
+    """"Complete the look" of a product: garments of its own photo (``source`` is the product)
+    or, when its photo shows nothing else, of a similar product's photo (``borrowed``)."""
+
+    groups: list[LookGroup]
+    source: Product | None = None  # the product whose photo it comes from, when borrowed
+    photo: ProductImage | None = None  # the photo the groups' boxes are in
+
+    @property
+    def borrowed(self) -> bool:
+        return bool(self.groups) and self.source is not None
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+
+def _look_groups(
+    look: ProductLook, *, product: Product, nodes: dict[int, Category] | None, loaded: dict[int, Product]
+) -> list[LookGroup]:
+    """The look's regions with their products still active; for a borrowed look (``nodes``
+    given) only suggestions of another family than ``product`` and of a suiting gender."""
+    own_family = outfits.category_family_id(product.category_id, nodes) if nodes is not None else None
+    genders = outfits.genders_suiting(product.gender)
+    groups = []
+    for region in look.regions:
+        matches = []
+        for product_id, image_id, score, family in region["suggestions"]:
+            match = loaded.get(product_id)
+            if match is None or product_id == product.id:
+                continue
+            if nodes is not None and (family == own_family or (genders is not None and match.gender not in genders)):
+                continue
+            matches.append(Recommendation(product=match, score=score, image_id=image_id))
+        if matches:
+            groups.append(LookGroup(kind=region["kind"], label=region["label"], category_slug=region["category"],
+                                    box=tuple(region["box"]), photo_size=tuple(region["size"]), matches=matches))
+    return groups
+
+
+def _suggested_ids(looks: Sequence[ProductLook]) -> list[int]:
+    return list(dict.fromkeys(s[0] for look in looks for region in look.regions for s in region["suggestions"]))
+
+
+def product_complete_look(*, product: Product, neighbour_ids: Sequence[int] | None = None) -> CompleteLook:
+    """"Complete the look" for ``product``: the other garments its photo shows, each with
+    the catalogue's products like it in another category (precomputed by the workers,
+    ``services.product_looks_refresh``); hidden products drop out at read time.
+
+    A product whose photo shows nothing else borrows the look of its nearest neighbour in
+    the same family (a T-shirt on a hanger borrows the jeans of a similar T-shirt worn by a
+    model), keeping the suggestions of another family than its own and of its gender.
+    ``neighbour_ids``, nearest first, saves the search when the caller has them (the product
+    page's similar strip); otherwise the ``LOOK_BORROW_NEIGHBOURS`` nearest are searched.
+
+    Four queries with a look of its own (``product``'s images loaded); seven when borrowing
+    from given neighbours, eleven when searching them.
+    """
+    model_name = active_model_name()
+    neighbours = _look_neighbour_ids(product=product, ids=neighbour_ids or [])
+    by_product = _looks_by_product(product_ids=[product.id, *neighbours], model_name=model_name)
+    own = by_product.pop(product.id, None)
+    if own is not None:
+        loaded = {p.id: p for p in product_get_by_ids(ids=_suggested_ids([own]))}
+        groups = _look_groups(own, product=product, nodes=None, loaded=loaded)
+        if groups:
+            return CompleteLook(groups=groups, source=None, photo=product.primary_image)
+    if neighbour_ids is None:
+        neighbours = _look_neighbour_ids(product=product, ids=_look_neighbours(product=product, model_name=model_name))
+        by_product = _looks_by_product(product_ids=neighbours, model_name=model_name)
+    if not by_product:
+        return CompleteLook(groups=[])
+    nodes = category_nodes()
+    own_family = outfits.category_family_id(product.category_id, nodes)
+    candidates = [
+        by_product[pid] for pid in neighbours
+        if pid in by_product and outfits.category_family_id(by_product[pid].product.category_id, nodes) == own_family
+    ]
+    loaded = {p.id: p for p in product_get_by_ids(ids=_suggested_ids(candidates))}
+    for look in candidates:
+        groups = _look_groups(look, product=product, nodes=nodes, loaded=loaded)
+        if groups:
+            photo = ProductImage.objects.filter(product_id=look.product_id).order_by("position", "id").first()
+            return CompleteLook(groups=groups, source=look.product, photo=photo)
+    return CompleteLook(groups=[])
+
+
+def _look_neighbour_ids(*, product: Product, ids: Sequence[int]) -> list[int]:
+    return [pid for pid in dict.fromkeys(ids) if pid != product.id][:LOOK_BORROW_NEIGHBOURS]
+
+
+def _looks_by_product(*, product_ids: Sequence[int], model_name: str) -> dict[int, ProductLook]:
+    if not product_ids:
+        return {}
+    looks = ProductLook.objects.filter(product_id__in=list(product_ids), model_name=model_name, has_look=True)
+    return {look.product_id: look for look in looks.select_related("product__merchant")}
+
+
+def _look_neighbours(*, product: Product, model_name: str) -> list[int]:
+    vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
+    if vector is None:
+        return []
+    hits = nearest_product_ids(vector=vector, k=LOOK_BORROW_NEIGHBOURS, exclude_product_ids={product.id}, model_name=model_name)
+    return [pid for pid, _, _ in hits]

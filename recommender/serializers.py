@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from recommender.selectors import SIMILAR_DEFAULT_K, SimilarProducts
-from visualsearch.serializers import ProductMatchSerializer
+from recommender.selectors import SIMILAR_DEFAULT_K, CompleteLook, SimilarProducts
+from visualsearch.serializers import ListingSerializer, ProductMatchSerializer
 
 
 class SimilarQuerySerializer(serializers.Serializer):
@@ -59,3 +60,44 @@ def similar_data(similar: SimilarProducts, *, request: Any) -> dict[str, Any]:
         },
         context={"request": request},
     ).data
+
+
+class LookGroupSerializer(serializers.Serializer):
+    """One garment worn in the photo, and the products like it."""
+
+    kind = serializers.ChoiceField(
+        choices=["top", "bottom", "full_body", "shoes"], help_text="Where on the person the garment was found."
+    )
+    label = serializers.CharField(help_text='What it is, as a category name, e.g. "Jeans".')
+    category = serializers.CharField(source="category_slug", help_text="The slug of that category.")
+    box = serializers.ListField(
+        child=serializers.IntegerField(), min_length=4, max_length=4,
+        help_text="Left, upper, right, lower: where the garment is, in pixels of the source photo.",
+    )
+    results = ProductMatchSerializer(source="matches", many=True)
+
+
+class CompleteLookSerializer(serializers.Serializer):
+    """``{"groups": [...], "borrowed_from": ...}``."""
+
+    groups = LookGroupSerializer(many=True)
+    borrowed_from = ListingSerializer(
+        source="source", allow_null=True,
+        help_text=(
+            "Null when the groups come from this product's own photo; otherwise the similar product whose "
+            "photo they come from (this one's photo shows no other garment)."
+        ),
+    )
+    photo_url = serializers.SerializerMethodField(help_text="The photo the boxes are in; null without groups.")
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_photo_url(self, look: CompleteLook) -> str | None:
+        if not look.groups or look.photo is None:
+            return None
+        request = self.context.get("request")
+        url = look.photo.image.url
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+def complete_look_data(look: CompleteLook, *, request: Any) -> dict[str, Any]:
+    return CompleteLookSerializer(look, context={"request": request}).data

@@ -1,16 +1,27 @@
-"""Writes of the recommender: the viewing history (session for visitors, rows for shoppers)."""
+"""Writes of the recommender: the viewing history (session for visitors, rows for shoppers)
+and the precomputed "Complete the look" of each product."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from recommender import history
-from recommender.models import ProductView
-from shop.models import Product
+from recommender import history, outfits
+from recommender.models import ProductLook, ProductView
+from shop.models import Product, ProductImage
+from shop.selectors import category_nodes
+from visualsearch.duplicates.selectors import confirmed_duplicate_ids
+from visualsearch.models import ImageEmbedding
+from visualsearch.reader import DECODE_ERRORS, stored_image_open
+from visualsearch.selectors import active_model_name, product_vectors
+
+logger = logging.getLogger(__name__)
 
 
 def product_view_record(*, user, session, product_id: int) -> None:
@@ -63,3 +74,83 @@ def history_merge_session(*, user, session) -> int:
     if ids:
         product_views_store(user_id=user.pk, product_ids=ids)
     return len(ids)
+
+
+# Complete the look -----------------------------------------------------------------------
+
+
+def product_looks_refresh(*, product_ids: Sequence[int]) -> int:
+    """Compute and store "Complete the look" of each active product in ``product_ids`` from
+    its primary photo with the active model; returns how many looks were written.
+
+    Products not embedded yet are skipped (their embedding announces them again). A photo
+    that cannot be read gets a look without regions, so that the sweep does not retry it
+    every round; the product then borrows a neighbour's look. Safe to run twice: one row per
+    product, overwritten.
+    """
+    model_name = active_model_name()
+    products = {
+        p.id: p for p in Product.objects.filter(id__in=set(product_ids), status=Product.Status.ACTIVE).select_related("category")
+    }
+    vectors = product_vectors(product_ids=list(products), model_name=model_name)
+    if not vectors:
+        return 0
+    primary = _primary_image_names(product_ids=list(vectors))
+    nodes = category_nodes()
+    written = 0
+    for product_id, vector in vectors.items():
+        product = products[product_id]
+        regions: list[outfits.LookRegion] = []
+        name = primary.get(product_id)
+        try:
+            image = stored_image_open(name) if name else None
+        except DECODE_ERRORS as exc:
+            logger.warning("Cannot read the photo of product %s for its look: %s", product_id, exc)
+            image = None
+        if image is not None:
+            exclude = {product_id} | confirmed_duplicate_ids(product_id=product_id)
+            regions = outfits.look_regions(
+                product=product, image=image, vector=vector, model_name=model_name, nodes=nodes, exclude_product_ids=exclude
+            )
+        ProductLook.objects.update_or_create(
+            product_id=product_id,
+            defaults={
+                "model_name": model_name, "regions": [r.as_json() for r in regions], "has_look": bool(regions),
+                "computed_at": timezone.now(),
+            },
+        )
+        written += 1
+    return written
+
+
+def _primary_image_names(*, product_ids: Sequence[int]) -> dict[int, str]:
+    """Each product's primary image file (lowest position), as ``product_vectors`` embeds it."""
+    names: dict[int, str] = {}
+    rows = ProductImage.objects.filter(product_id__in=product_ids).order_by("product_id", "position", "id")
+    for product_id, name in rows.values_list("product_id", "image"):
+        names.setdefault(product_id, name)
+    return names
+
+
+def looks_stale_product_ids(*, limit: int) -> list[int]:
+    """Active, embedded products whose look is missing, from another model, or older than
+    ``outfits.LOOK_MAX_AGE``; never computed ones first."""
+    model_name = active_model_name()
+    fresh = ProductLook.objects.filter(
+        product_id=OuterRef("pk"), model_name=model_name, computed_at__gte=timezone.now() - outfits.LOOK_MAX_AGE
+    )
+    embedded = ImageEmbedding.objects.filter(product_id=OuterRef("pk"), model_name=model_name)
+    stale = (
+        Product.objects.filter(status=Product.Status.ACTIVE)
+        .filter(Exists(embedded))
+        .exclude(Exists(fresh))
+        .annotate(computed=Exists(ProductLook.objects.filter(product_id=OuterRef("pk"))))
+        .order_by("computed", "id")
+    )
+    return list(stale.values_list("id", flat=True)[:limit])
+
+
+def looks_sweep(*, batch_size: int | None = None) -> int:
+    """Refresh up to ``batch_size`` stale looks (a lost task, a new model, an old look)."""
+    ids = looks_stale_product_ids(limit=batch_size or settings.RECOMMENDER_LOOKS_SWEEP_BATCH)
+    return product_looks_refresh(product_ids=ids) if ids else 0

@@ -1,4 +1,5 @@
-"""Wiring: a visitor who signs in keeps what they viewed before (connected in ``RecommenderConfig.ready``)."""
+"""Wiring (connected in ``RecommenderConfig.ready``): a visitor who signs in keeps what they
+viewed before; a product whose photo was embedded again gets its "Complete the look" refreshed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
 from recommender.services import history_merge_session
+from recommender.tasks import looks_schedule
+from visualsearch.events import images_embedded
 
 
 @receiver(user_logged_in, dispatch_uid="recommender_history_merge_on_login")
@@ -15,3 +18,8 @@ def history_merge_on_login(sender, request, user, **kwargs) -> None:
     session = getattr(request, "session", None) if request is not None else None
     if session is not None:
         history_merge_session(user=user, session=session)
+
+
+@receiver(images_embedded, dispatch_uid="recommender_looks_after_embedding")
+def looks_after_embedding(sender, *, product_ids, **kwargs) -> None:
+    looks_schedule(product_ids=product_ids)

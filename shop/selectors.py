@@ -89,6 +89,11 @@ def _category_index() -> dict[int, Category]:
     return {node.id: node for node in Category.objects.only("id", "name", "slug", "parent_id", "depth")}
 
 
+def category_nodes() -> dict[int, Category]:
+    """The category tree, every node by id (one query; the tree holds a few hundred nodes)."""
+    return _category_index()
+
+
 def _path_to(node_id: int, index: dict[int, Category]) -> list[Category]:
     chain: list[Category] = []
     current = index.get(node_id)

@@ -7,7 +7,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from recommender.selectors import history_viewed_ids, product_similar, products_recently_viewed, products_recommended
+from recommender.selectors import (
+    history_viewed_ids,
+    product_complete_look,
+    product_similar,
+    products_recently_viewed,
+    products_recommended,
+)
 from recommender.services import product_view_record
 from shop import selectors
 from storefront.forms import ProductFilterForm
@@ -65,6 +71,7 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     same_category = request.GET.get("same_category") == "1"
     viewed = history_viewed_ids(user=request.user, session=request.session)  # before this view
     product_view_record(user=request.user, session=request.session, product_id=product.id)
+    similar = product_similar(product=product, same_category=same_category)
     return render(
         request,
         "storefront/product_detail.html",
@@ -74,8 +81,10 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "main_image": images[selected] if images else None,
             "selected_index": selected,
             "breadcrumb": selectors.category_path(slug=product.category.slug),
-            "similar": product_similar(product=product, same_category=same_category),
+            "similar": similar,
             "same_category": same_category,
+            # Looks are borrowed from the similar strip's products: no second search.
+            "look": product_complete_look(product=product, neighbour_ids=[m.product.id for m in similar.matches]),
             "recently_viewed": products_recently_viewed(viewed_ids=viewed, exclude_product_ids={product.id}),
         },
     )

@@ -239,6 +239,13 @@ def locate_garments(image: Image.Image) -> list[GarmentRegion]:
     return _merge(worn + items)
 
 
+def locate_worn_garments(image: Image.Image) -> list[GarmentRegion]:
+    """The garments a person in an upright RGB photo wears (the pose regions only, most
+    certain first); [] when no person is found. For catalogue photos of a model wearing the
+    product with other garments ("Complete the look")."""
+    return _merge(_pose_regions(image))
+
+
 def _covered_by(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> float:
     """The share of ``box`` inside ``other``."""
     inter = max(0, min(box[2], other[2]) - max(box[0], other[0])) * max(0, min(box[3], other[3]) - max(box[1], other[1]))

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from shop.models import ProductImage
-from visualsearch import index, services
+from visualsearch import events, index, services
 from visualsearch.duplicates.detection import Fingerprint
 from visualsearch.duplicates.services import duplicates_detect, fingerprints_store
 from visualsearch.embedding import load_embedder
@@ -92,6 +92,10 @@ def images_embed(*, image_ids: Iterable[int], model_name: str | None = None, det
             detect_duplicates=detect_duplicates and embedder.name == active,
         )
         index.embedding_index_ensure(model_name=embedder.name, dim=embedder.dim)
+    if batch.images and active in names:
+        events.images_embedded.send(
+            sender=images_embed, product_ids=sorted({img.product_id for img in batch.images}), model_name=active
+        )
     return EmbedResult(embedded=len(batch.images), failed=batch.failed)
 
 

@@ -240,7 +240,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"visualsearch.tasks.*": {"queue": "embeddings"}}
+# "Complete the look" embeds the garments of a product's photo: the same workers as embedding.
+CELERY_TASK_ROUTES = {
+    "visualsearch.tasks.*": {"queue": "embeddings"},
+    "recommender.tasks.product_looks_refresh": {"queue": "embeddings"},
+    "recommender.tasks.looks_sweep": {"queue": "embeddings"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request that enqueues while Redis is down must not hang: fail fast, the
 # dirty flag and the sweep catch up later.
@@ -271,4 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "visualsearch.tasks.looks_expire",
         "schedule": 3600.0,
     },
+    "complete-the-look-sweep": {
+        "task": "recommender.tasks.looks_sweep",
+        "schedule": float(os.environ.get("RECOMMENDER_LOOKS_SWEEP_SECONDS", "300")),
+    },
 }
+# Looks refreshed per sweep: ~0.1 s each on a CPU core (docs/recommendations.md), so a
+# sweep stays well under a minute while a new model's looks are rebuilt in the background.
+RECOMMENDER_LOOKS_SWEEP_BATCH = int(os.environ.get("RECOMMENDER_LOOKS_SWEEP_BATCH", "200"))

@@ -1,0 +1,11 @@
+"""What visual search announces; it does not know who listens.
+
+``images_embedded`` is sent with ``product_ids`` and ``model_name`` after product images
+were embedded one batch at a time with the active model (the workers' task and the sweep):
+the recommender refreshes those products' "Complete the look". The bulk pipeline
+(``embed_catalog``) stays silent; ``manage.py compute_looks`` follows it in bulk.
+"""
+
+from django.dispatch import Signal
+
+images_embedded = Signal()  # kwargs: product_ids (list[int]), model_name (str)
