@@ -286,7 +286,7 @@ def test_the_product_page_shows_the_look_after_the_similar_strip(shop, client):
     section = page[page.index('id="complete-the-look"'):]
     assert page.index('id="similar"') < page.index('id="complete-the-look"')
     assert "Pieces like the ones worn with it in the photo." in section
-    assert 'data-look-group="bottom"' in section and "The jeans in the photo" in section
+    assert 'data-look-group="bottom"' in section and 'title="The jeans in the photo"' in section
     assert section.index("/products/jeans3/") < section.index("/products/jeans1/")
     borrowed = client.get(p["tee0"].get_absolute_url()).content.decode()
     assert "Worn with a similar piece in our photos" in borrowed and 'href="/products/tee1/" data-look-source' in borrowed
