@@ -44,7 +44,7 @@ LOOK_KINDS = ("top", "bottom", "full_body", "shoes")
 # this sure what it is. The pose regions cover body parts whether or not a garment is there
 # (a top's hem gives a "bottom" region); on 400 demo products' photos, bottom regions with a
 # guess at 0.5 or more were bottomwear 58 times in 67 where the product was not (below 0.5:
-# 23 in 30); docs/recommendations.md, "Complete the look", has the measurement.
+# 23 in 30); docs/benchmarks.md, "Complete the look", has the measurement.
 MIN_REGION_PROBABILITY = 0.5
 # A region this similar (cosine) to the product's own photo is the product, whatever the
 # classifier says (a long shirt read as a dress, a kurta set as a kurta).

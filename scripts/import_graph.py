@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, int]] = [
     ("visualsearch.duplicates.verification", 1),  # pure OpenCV keypoint matching, no Django
     ("visualsearch.colour", 1),  # pure colour arithmetic, no Django
     ("visualsearch.models", 2),
+    ("visualsearch.events", 2),  # what visual search announces (signal objects only), like shop.signals
     ("visualsearch.index", 2),
     ("visualsearch.reader", 2),
     ("visualsearch.duplicates.models", 2),
