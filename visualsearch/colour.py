@@ -16,6 +16,7 @@ names), compared by histogram intersection (1 = the same colours in the same sha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,12 +117,36 @@ def garment_profile(image: Image.Image, box: tuple[int, int, int, int] | None = 
     return profile_of_pixels(pixels.reshape(-1, 3)[foreground])
 
 
-def studio_profile(colour_hex: str) -> ColourProfile | None:
-    """A product's colours from its stored fingerprint (``ImageFingerprint.colour``: the whole
-    and the trimmed 8x8 thumbnails, hex): the trimmed one's non-white pixels."""
+def _studio_pixels(colour_hex: str) -> np.ndarray | None:
     if len(colour_hex) % 2 or len(colour_hex) < 2 * 8 * 8 * 3 * 2:
         return None
     half = len(colour_hex) // 2
     pixels = np.frombuffer(bytes.fromhex(colour_hex[half:]), dtype=np.uint8).reshape(-1, 3)
     content = pixels[pixels.mean(axis=1) < STUDIO_WHITE]
-    return profile_of_pixels(content if len(content) >= 4 else pixels)
+    return content if len(content) >= 4 else pixels
+
+
+def studio_profiles(colour_hexes: Sequence[str]) -> list[ColourProfile | None]:
+    """``studio_profile`` of many fingerprints in one pass of numpy: a search re-ranks ~40
+    candidates, and one call per candidate cost ~0.2 ms each in numpy's per-call overhead
+    (8 ms of a 25 ms search, measured with cProfile on the demo catalogue)."""
+    pixel_sets = [_studio_pixels(h) for h in colour_hexes]
+    present = [p for p in pixel_sets if p is not None]
+    if not present:
+        return [None] * len(pixel_sets)
+    pixels = np.concatenate(present)
+    lab = srgb_to_lab(pixels)
+    d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
+    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
+    weights /= weights.sum(axis=1, keepdims=True)
+    starts = np.cumsum([0] + [len(p) for p in present[:-1]])
+    shares = np.add.reduceat(weights, starts, axis=0)
+    profiles = iter(ColourProfile(shares=row / row.sum()) for row in shares)
+    return [next(profiles) if p is not None else None for p in pixel_sets]
+
+
+def studio_profile(colour_hex: str) -> ColourProfile | None:
+    """A product's colours from its stored fingerprint (``ImageFingerprint.colour``: the whole
+    and the trimmed 8x8 thumbnails, hex): the trimmed one's non-white pixels."""
+    pixels = _studio_pixels(colour_hex)
+    return profile_of_pixels(pixels) if pixels is not None else None

@@ -11,12 +11,13 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
+from pgvector import HalfVector
 
 from shop.filters import ProductFilters, products_matching
 from shop.models import Product
 from shop.selectors import product_get_by_ids
 from visualsearch import index
-from visualsearch.colour import ColourProfile, studio_profile
+from visualsearch.colour import ColourProfile, studio_profiles
 from visualsearch.embedding import available_models, model_metadata
 from visualsearch.embedding.config import model_card_path
 from visualsearch.models import (
@@ -130,6 +131,36 @@ def _nearest_rows_query(*, vector: np.ndarray, dim: int, model_name: str, filter
     )
 
 
+# Compiled search statements kept per process (a few per model and filter combination).
+STATEMENT_CACHE_SIZE = 512
+_statements: dict[tuple, tuple[float, tuple[str, tuple] | None]] = {}
+
+
+def _nearest_rows_statement(model_name: str, dim: int, filters: ProductFilters, limit: int) -> tuple[str, tuple] | None:
+    """The compiled search statement without its vector: (SQL, the parameters after the
+    vector's); None when the vector is not the first parameter (then compile each time).
+
+    Building and compiling the ORM query cost 4.6 of a search's 8.5 ms (median of 30 photo
+    searches on the demo catalogue, 2026-12-01), and it depends only on these arguments -
+    and, with a category filter, on the category tree (the descendants' ids are in the
+    statement): those statements are rebuilt after ``VISUALSEARCH_SHELVES_TTL`` seconds, as
+    the category shelves are.
+    """
+    key = (model_name, dim, filters, limit)
+    now = time.monotonic()
+    cached = _statements.get(key)
+    if cached is not None and (filters.category is None or now - cached[0] < settings.VISUALSEARCH_SHELVES_TTL):
+        return cached[1]
+    probe = np.zeros(dim, dtype=np.float32)
+    query = _nearest_rows_query(vector=probe, dim=dim, model_name=model_name, filters=filters, exclude=(), limit=limit)
+    sql, params = query.query.sql_with_params()
+    statement = (sql, tuple(params[1:])) if params and params[0] == HalfVector(probe).to_text() else None
+    if len(_statements) >= STATEMENT_CACHE_SIZE:
+        _statements.clear()
+    _statements[key] = (now, statement)
+    return statement
+
+
 @dataclass(frozen=True)
 class Hit:
     product_id: int
@@ -160,11 +191,16 @@ def nearest_hits(
     model_name = model_name or active_model_name()
     filters = filters or ProductFilters()
     dim = int(vector.shape[-1])
-    query = _nearest_rows_query(
-        vector=vector, dim=dim, model_name=model_name, filters=filters, exclude=exclude_product_ids,
-        limit=k * IMAGES_PER_PRODUCT_HEADROOM,
-    )
-    sql, params = query.query.sql_with_params()
+    limit = k * IMAGES_PER_PRODUCT_HEADROOM
+    statement = _nearest_rows_statement(model_name, dim, filters, limit) if not exclude_product_ids else None
+    if statement is not None:
+        sql, rest = statement
+        params = [HalfVector(vector).to_text(), *rest]
+    else:
+        query = _nearest_rows_query(
+            vector=vector, dim=dim, model_name=model_name, filters=filters, exclude=exclude_product_ids, limit=limit
+        )
+        sql, params = query.query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         index.execute_search(cursor, sql, list(params))
         rows = [(pid, iid, float(distance), sha if has_copies else None) for pid, iid, distance, sha, has_copies in cursor.fetchall()]
@@ -208,12 +244,9 @@ def _fold_copies(hits: Sequence[Hit]) -> list[list[Hit]]:
 
 def _colour_similarities(image_ids: Sequence[int], colour: ColourProfile) -> dict[int, float]:
     """Each image's colour similarity to ``colour`` (from its stored fingerprint thumbnail)."""
-    out = {}
-    for image_id, colour_hex in ImageFingerprint.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "colour"):
-        profile = studio_profile(colour_hex)
-        if profile is not None:
-            out[image_id] = colour.similarity(profile)
-    return out
+    rows = list(ImageFingerprint.objects.filter(image_id__in=list(image_ids)).values_list("image_id", "colour"))
+    profiles = studio_profiles([colour_hex for _, colour_hex in rows])
+    return {image_id: colour.similarity(profile) for (image_id, _), profile in zip(rows, profiles, strict=True) if profile is not None}
 
 
 def product_search_by_vector(

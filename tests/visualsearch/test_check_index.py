@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from recommender.models import ProductLook
 from shop.models import ProductImage
 from tests.factories import ProductFactory, ProductImageFactory
 from visualsearch import index, services
@@ -189,9 +190,11 @@ def test_fix_with_enqueue_hands_images_to_the_workers(catalogue, django_capture_
     # Eager Celery (no REDIS_URL in tests): the "worker" runs in process, on commit.
     with django_capture_on_commit_callbacks(execute=True) as sent:
         code, report = _run("--fix", "--enqueue")
-    assert code == 0 and report["fix"]["enqueued"] == 1 and len(sent) == 1
+    # The embedding task, and after it the product's "complete the look" that embedding announces.
+    assert code == 0 and report["fix"]["enqueued"] == 1 and len(sent) == 2
     assert report["after"]["pending"] == 1  # dirty until the worker has run
     assert ImageEmbedding.objects.filter(image=lost).count() == 1
+    assert ProductLook.objects.filter(product_id=lost.product_id).exists()
 
 
 def test_text_report_names_each_kind(catalogue):
