@@ -38,7 +38,9 @@ from locust import FastHttpUser, constant, events, task
 from urllib3 import encode_multipart_formdata
 
 KINDS = ("product", "listing", "search", "similar")
-API_KINDS = ("similar", "search")
+# "search": a shopper's photo search as the API does it by default (the garments found and
+# each searched); "search_single": the whole photo searched once (``detect=false``).
+API_KINDS = ("similar", "search", "search_single")
 # The server's answers are what is measured: users send their next request at once (a closed
 # loop, as many requests in flight as users), as the hand-written generator before did.
 THINK_TIME_S = 0
@@ -53,6 +55,7 @@ GENERATED_PHOTO_SIZE = (360, 480)
 
 _plan: dict = {}
 _search_bodies: list[tuple[bytes, str]] = []
+_single_search_bodies: list[tuple[bytes, str]] = []
 _user_numbers = itertools.count()
 
 
@@ -70,7 +73,9 @@ def _plan_load(environment, **_kwargs) -> None:
         raise SystemExit("locustfile: --plan is required (manage.py load_test writes reports/load_plan.json)")
     _plan.clear()
     _plan.update(plan_read(Path(path)))
-    _search_bodies[:] = [search_body(photo=photo, k=_plan["k"]) for photo in plan_photos(_plan)]
+    photos = plan_photos(_plan)
+    _search_bodies[:] = [search_body(photo=photo, k=_plan["k"]) for photo in photos]
+    _single_search_bodies[:] = [search_body(photo=photo, k=_plan["k"], detect=False) for photo in photos]
 
 
 def plan_read(path: Path) -> dict:
@@ -113,9 +118,13 @@ def generated_photo(*, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def search_body(*, photo: bytes, k: int) -> tuple[bytes, str]:
-    """(body, content type) of ``POST /api/search/image``: the photo and ``k``."""
-    return encode_multipart_formdata({"k": str(k), "image": ("photo.jpg", photo, "image/jpeg")})
+def search_body(*, photo: bytes, k: int, detect: bool = True) -> tuple[bytes, str]:
+    """(body, content type) of ``POST /api/search/image``: the photo, ``k`` and, for a single
+    search of the whole photo, ``detect=false``."""
+    fields = {"k": str(k), "image": ("photo.jpg", photo, "image/jpeg")}
+    if not detect:
+        fields["detect"] = "false"
+    return encode_multipart_formdata(fields)
 
 
 def request_for(*, kind: str, rng: random.Random, plan: dict) -> tuple[str, str]:
@@ -126,7 +135,7 @@ def request_for(*, kind: str, rng: random.Random, plan: dict) -> tuple[str, str]
         return "GET", rng.choice(plan["listings"])
     if kind == "similar":
         return "GET", f"/api/products/{rng.choice(plan['product_ids'])}/similar?k={plan['k']}"
-    if kind == "search":
+    if kind in ("search", "search_single"):
         return "POST", "/api/search/image"
     raise ValueError(f"unknown kind {kind!r}")
 
@@ -150,8 +159,8 @@ class _PlannedUser(FastHttpUser):
         kind = self.rng.choices(self.kinds, weights=self.weights)[0]
         method, path = request_for(kind=kind, rng=self.rng, plan=_plan)
         body, headers = None, {}
-        if kind == "search":
-            body, content_type = self.rng.choice(_search_bodies)
+        if kind in ("search", "search_single"):
+            body, content_type = self.rng.choice(_search_bodies if kind == "search" else _single_search_bodies)
             headers["Content-Type"] = content_type
         if not self.keep_cookies:
             self.client.cookiejar.clear()

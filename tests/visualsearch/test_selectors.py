@@ -27,7 +27,8 @@ from shop.filters import ProductFilters
 from visualsearch.index import embedding_index_ensure
 from visualsearch.indexing import images_embed
 from visualsearch.photos import BadBox, Box, photo_embed, product_search_by_photo
-from visualsearch.selectors import product_search_by_vector
+from visualsearch import selectors
+from visualsearch.selectors import nearest_hits, product_search_by_vector
 from visualsearch.services import embeddings_store
 
 pytestmark = pytest.mark.django_db
@@ -178,6 +179,36 @@ def test_each_filter_restricts_the_results(catalogue):
     for filters, expected in FILTER_CASES:
         matches = product_search_by_vector(vector=query, k=20, filters=filters)
         assert set(keys_of(matches, catalogue)) == expected, filters
+
+
+def test_the_compiled_statement_answers_as_a_fresh_compile(catalogue, monkeypatch):
+    """Searches reuse one compiled statement per model, filters, k and whether ids are
+    excluded; every filter and exclusion must give what compiling the query afresh gives."""
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    products = catalogue.products
+    exclusions = [set(), {products["navy_tee"].id}, {products["navy_tee"].id, products["green_shirt"].id, products["blue_jeans"].id}]
+    cached = {}
+    for filters, _ in FILTER_CASES:
+        for excluded in exclusions:
+            hits = nearest_hits(vector=query, k=6, filters=filters, exclude_product_ids=excluded)
+            assert not {h.product_id for h in hits} & excluded
+            cached[(filters, frozenset(excluded))] = [(h.product_id, round(h.score, 5)) for h in hits]
+    assert any(statement is not None for _, statement in selectors._statements.values())
+    monkeypatch.setattr(selectors, "_nearest_rows_statement", lambda *args, **kwargs: None)  # compile every time
+    for (filters, excluded), expected in cached.items():
+        hits = nearest_hits(vector=query, k=6, filters=filters, exclude_product_ids=excluded)
+        assert [(h.product_id, round(h.score, 5)) for h in hits] == expected, (filters, excluded)
+
+
+def test_a_category_statement_sees_a_new_subcategory_after_the_shelves_ttl(catalogue, settings):
+    settings.VISUALSEARCH_SHELVES_TTL = 0  # as in tests; 60 s in production, as the shelves
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    before = nearest_hits(vector=query, k=20, filters=ProductFilters(category="apparel-bottomwear"))
+    shorts = CategoryFactory(name="Shorts", slug="apparel-bottomwear-shorts", parent=catalogue.categories["jeans"].parent)
+    Product.objects.filter(id=catalogue.products["red_tee"].id).update(category=shorts)
+    after = nearest_hits(vector=query, k=20, filters=ProductFilters(category="apparel-bottomwear"))
+    assert catalogue.products["red_tee"].id not in {h.product_id for h in before}
+    assert catalogue.products["red_tee"].id in {h.product_id for h in after}
 
 
 def test_hidden_products_are_never_returned(catalogue):
