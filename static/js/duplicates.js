@@ -7,7 +7,16 @@
   var help = document.querySelector("[data-help]");
   var helpToggle = document.querySelector("[data-help-toggle]");
   var current = null;
-  var lastUndo = null;
+  // Actions that can be undone, the latest last: U undoes them one after another, and the
+  // list survives the reload that follows an undo (sessionStorage, this tab only).
+  var UNDO_KEY = "dup-undo";
+  var FLASH_KEY = "dup-flash";
+  function undoStack() {
+    try { return JSON.parse(sessionStorage.getItem(UNDO_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function saveUndoStack(stack) {
+    try { sessionStorage.setItem(UNDO_KEY, JSON.stringify(stack.slice(-20))); } catch (e) { /* private mode */ }
+  }
 
   function cards() { return Array.prototype.slice.call(document.querySelectorAll(".dup-card")); }
 
@@ -89,7 +98,7 @@
       delete form.dataset.busy;
       updateCounts(data.counts);
       toast(data.message, data.ok ? "ok" : "error", data.undo);
-      lastUndo = data.undo || lastUndo;
+      if (data.undo) { var stack = undoStack(); stack.push(data.undo); saveUndoStack(stack); }
       if (data.ok || data.status) {
         if (form.dataset.action === "skip") {
           var item = card.closest("li");
@@ -108,8 +117,20 @@
   }
 
   function undo(url) {
-    post(url, new FormData(), csrf()).then(function () { window.location.reload(); });
+    saveUndoStack(undoStack().filter(function (u) { return u !== url; }));
+    post(url, new FormData(), csrf()).then(function (data) {
+      // The page reloads to show the pair again; its message is shown after the reload.
+      try { sessionStorage.setItem(FLASH_KEY, JSON.stringify({ message: data.message, ok: data.ok })); } catch (e) { /* private mode */ }
+      window.location.reload();
+    });
   }
+
+  (function showFlash() {
+    var flash = null;
+    try { flash = JSON.parse(sessionStorage.getItem(FLASH_KEY) || "null"); sessionStorage.removeItem(FLASH_KEY); } catch (e) { flash = null; }
+    var stack = undoStack();
+    if (flash) toast(flash.message + (stack.length ? " Press U to undo the action before." : ""), flash.ok ? "ok" : "error");
+  })();
 
   // Forms inside cards go through fetch; the bulk form too.
   document.addEventListener("submit", function (event) {
@@ -129,6 +150,10 @@
     var picked = boxes().filter(function (b) { return b.checked; });
     boxes().forEach(function (b) { var c = b.closest(".dup-card"); if (c) c.classList.toggle("is-selected", b.checked); });
     if (selectedCount) selectedCount.textContent = picked.length + " selected";
+    // The bar follows the scroll only while something is selected (otherwise it would sit
+    // over the top of the card being read).
+    var bar = document.getElementById("bulk-form");
+    if (bar) bar.classList.toggle("is-active", picked.length > 0);
     if (selectAll) selectAll.checked = picked.length > 0 && picked.length === boxes().length;
   }
   if (selectAll) selectAll.addEventListener("change", function () {
@@ -173,7 +198,11 @@
     else if (key === "x" || key === "X") {
       var box = current && current.querySelector("[data-select]");
       if (box) { box.checked = !box.checked; updateSelected(); }
-    } else if (key === "u" || key === "U") { if (lastUndo) undo(lastUndo); }
+    } else if (key === "u" || key === "U") {
+      var pending = undoStack();
+      if (pending.length) undo(pending[pending.length - 1]);
+      else toast("Nothing to undo.", "ok");
+    }
     else if (key === "?") toggleHelp();
     else handled = false;
     if (handled) event.preventDefault();

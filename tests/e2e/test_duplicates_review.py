@@ -87,6 +87,31 @@ def test_merchandiser_confirms_one_flag_and_dismisses_another(live_server, page,
         ("confirm", "merchandiser"), ("dismiss", "merchandiser")
     }
 
+    # U undoes the last action, then the one before, each with a message after the reload.
+    page.keyboard.press("u")
+    page.wait_for_selector(".dup-toast:has-text('Undone: #')")
+    assert "it was dismissed" in page.locator(".dup-toast").inner_text()
+    assert "Press U to undo the action before" in page.locator(".dup-toast").inner_text()
+    page.keyboard.press("u")
+    page.wait_for_selector(".dup-toast:has-text('both listings are visible')")
+    assert DuplicateFlag.objects.filter(status="open").count() == 2
+    assert Product.objects.get(title="Red Graphic T-shirt for Men").status == "active"
+    page.keyboard.press("u")
+    page.wait_for_selector(".dup-toast:has-text('Nothing to undo')")
+
+    # The bulk bar follows the scroll only while something is selected.
+    bar = page.locator("#bulk-form")
+    assert bar.evaluate("(el) => getComputedStyle(el).position") == "static"
+    page.locator("[data-select]").first.check()
+    assert bar.evaluate("(el) => getComputedStyle(el).position") == "sticky"
+    page.locator("[data-select]").first.uncheck()
+    # The activity log is one click from the top of the page.
+    page.get_by_role("link", name="Recent activity").click()
+    assert page.evaluate("location.hash") == "#activity"
+    page.locator(".dup-card").first.focus()
+    page.keyboard.press("c")  # confirm the exact copy again
+    page.wait_for_selector(".dup-toast:has-text('is hidden')")
+
     # The confirmed tab shows who did it, with a way back.
     page.get_by_role("link", name="Confirmed").click()
     page.wait_for_selector(".dup-card__resolution")

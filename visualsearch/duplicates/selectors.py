@@ -138,6 +138,19 @@ def duplicate_flag_explain(*, kind: str, evidence: dict, hash_distance: int) -> 
     return "Same photo, resized or lightly edited (the picture fingerprints almost match)."
 
 
+def duplicate_flag_matched_box(*, evidence: dict, image) -> dict[str, float] | None:
+    """Where the verification's matching points lie in ``image`` (one of the flag's two
+    pictures), in its pixels: {"x", "y", "w", "h"}; None when the flag was not verified (or
+    before verification recorded regions), or the picture's size is unknown."""
+    regions = ((evidence or {}).get("verification") or {}).get("regions") or {}
+    box = regions.get(str(getattr(image, "id", "")))
+    if not box or len(box) != 4 or not image.width or not image.height:
+        return None
+    left, upper, right, lower = box
+    return {"x": round(left * image.width, 1), "y": round(upper * image.height, 1),
+            "w": round(max(0.0, right - left) * image.width, 1), "h": round(max(0.0, lower - upper) * image.height, 1)}
+
+
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 

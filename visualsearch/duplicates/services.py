@@ -352,7 +352,11 @@ def _best_matches(
                 distance,
                 channel,
                 colour,
-                verification=result.as_evidence(),
+                verification={
+                    **result.as_evidence(),
+                    # By image id: the flag's a/b order is the products', not the comparison's.
+                    "regions": {str(image_id): list(result.region_a), str(other): list(result.region_b)},
+                },
                 decided_by="verification",
             )
     return best, len(candidates) + len(exact)

@@ -115,6 +115,10 @@ class Verification:
     inlier_share: float = 0.0  # inliers / keypoints inside the overlap, the smaller side
     edits: tuple[str, ...] = ()
     transform: tuple[float, ...] = ()  # the affine model a -> b at FEATURE_SIDE, row-major 2x3
+    # Where the matching points lie in each picture, as it is stored (not mirrored): the box
+    # around them, left/upper/right/lower as shares of the picture's width and height.
+    region_a: tuple[float, ...] = ()
+    region_b: tuple[float, ...] = ()
 
     @property
     def same_photo(self) -> bool:
@@ -205,6 +209,16 @@ def _hull_area(points: np.ndarray) -> float:
     return float(cv2.contourArea(cv2.convexHull(points.astype(np.float32))))
 
 
+def _points_box(points: np.ndarray, size: tuple[int, int]) -> tuple[float, ...]:
+    """The box around ``points`` as shares of a picture of ``size``."""
+    if len(points) == 0:
+        return ()
+    width, height = size
+    xs = points[:, 0] / max(width, 1)
+    ys = points[:, 1] / max(height, 1)
+    return tuple(round(min(1.0, max(0.0, float(v))), 4) for v in (xs.min(), ys.min(), xs.max(), ys.max()))
+
+
 def _plausible(model: np.ndarray) -> bool:
     linear = model[:, :2]
     if np.linalg.det(linear) <= 0:
@@ -246,6 +260,8 @@ def _match_one(a: Features, b: Features) -> tuple[Verification, np.ndarray | Non
             area=min(1.0, area),
             mirrored=False,
             inlier_share=round(min(1.0, share), 3),
+            region_a=_points_box(src[keep], a.size),
+            region_b=_points_box(dst[keep], b.size),
         ),
         model,
     )
@@ -370,6 +386,7 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
     """
     best, model = _match_one(a.plain, b.plain)
     first, second, mirrored = a.plain, b.plain, False
+    a_mirrored = False  # which side's points are in a mirror image
     if not best.same_photo:
         # Mirroring a or b is the same comparison: one mirrored side is enough.
         pair = (a.mirrored, b.plain) if a.mirrored is not None else (a.plain, b.mirrored)
@@ -378,6 +395,7 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
             if (candidate.same_photo, candidate.inliers) > (best.same_photo, best.inliers):
                 best, model, mirrored = candidate, candidate_model, True
                 first, second = pair
+                a_mirrored = a.mirrored is not None
     if model is None:
         return best
     edits = _guess_edits(first, second, model, mirrored) if best.same_photo else ((EDIT_MIRROR,) if mirrored else ())
@@ -390,4 +408,14 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
         inlier_share=best.inlier_share,
         edits=edits,
         transform=tuple(round(float(v), 4) for v in model.ravel()),
+        region_a=_unmirror(best.region_a) if mirrored and a_mirrored else best.region_a,
+        region_b=_unmirror(best.region_b) if mirrored and not a_mirrored else best.region_b,
     )
+
+
+def _unmirror(box: tuple[float, ...]) -> tuple[float, ...]:
+    """A box found in a mirror image, in the picture itself."""
+    if not box:
+        return box
+    left, upper, right, lower = box
+    return (round(1 - right, 4), upper, round(1 - left, 4), lower)

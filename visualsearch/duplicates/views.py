@@ -89,6 +89,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         flag.a_is_newer = not flag.b_is_newer
         flag.listed_together = a.created_at == b.created_at
         flag.differences = selectors.duplicate_pair_differences(a=a, b=b)
+        flag.match_a = selectors.duplicate_flag_matched_box(evidence=flag.evidence, image=flag.image_a)
+        flag.match_b = selectors.duplicate_flag_matched_box(evidence=flag.evidence, image=flag.image_b)
     base_query = {k: v for k, v in (("kind", filters.kind), ("merchant", filters.merchant), ("category", filters.category)) if v}
     tabs = [
         {
@@ -166,8 +168,15 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def reopen(request: HttpRequest, pk: int) -> HttpResponse:
     flag = get_object_or_404(DuplicateFlag, pk=pk)
+    was = flag.status
     flag = services.duplicate_flag_reopen(flag=flag, actor=request.user)
-    return _done(request, flag=flag, message=f"Re-opened #{flag.pk}.", undo=False)
+    if was == DuplicateFlag.Status.CONFIRMED:
+        message = f"Undone: #{flag.pk} is open again and both listings are visible."
+    elif was == DuplicateFlag.Status.DISMISSED:
+        message = f"Undone: #{flag.pk} is open again; it was dismissed."
+    else:
+        message = f"#{flag.pk} was already open."
+    return _done(request, flag=flag, message=message, undo=False)
 
 
 @require_POST

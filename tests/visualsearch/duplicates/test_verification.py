@@ -109,3 +109,25 @@ def test_keypoints_are_capped_and_blank_pictures_do_not_fail():
     blank = Image.new("RGB", (200, 300), "white")
     result = verify(image_features(blank, mirrored=True), image_features(ORIGINAL))
     assert result.inliers == 0 and not result.same_photo
+
+
+def test_the_matched_region_is_where_the_copy_came_from():
+    # The copy is the left 60% of the original: in the original the matching points lie in
+    # that part, in the copy they spread over it.
+    w, h = ORIGINAL.size
+    copy = ORIGINAL.crop((0, 0, int(0.6 * w), h))
+    result, passed = check(copy)
+    assert passed
+    left, upper, right, lower = result.region_b  # the original (b in check)
+    assert right <= 0.65 and left < 0.2 and lower - upper > 0.5
+    # The same points, as shares of a picture 0.6 as wide: their span is wider in the copy.
+    assert result.region_a[2] - result.region_a[0] > (result.region_b[2] - result.region_b[0]) * 1.4
+
+
+def test_the_matched_region_of_a_mirrored_copy_is_in_the_stored_orientation():
+    w, h = ORIGINAL.size
+    copy = ImageOps.mirror(ORIGINAL.crop((0, 0, int(0.6 * w), h)))  # the original's left part, mirrored
+    result, passed = check(copy)
+    assert passed and EDIT_MIRROR in result.edits
+    assert result.region_b[2] <= 0.65  # still the original's left part
+    assert all(0.0 <= v <= 1.0 for v in (*result.region_a, *result.region_b))

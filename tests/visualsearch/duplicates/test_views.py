@@ -100,3 +100,45 @@ def test_bulk_dismiss_and_filtered_tabs(client, staff, embedded):
     response = client.get(QUEUE, {"kind": "exact"})
     assert [(t["status"], t["count"]) for t in response.context["tabs"]] == [("open", 1), ("confirmed", 0), ("dismissed", 0)]
     assert client.post(reverse("duplicates:bulk"), {"action": "explode", "flags": ids}).status_code == 302
+
+
+def test_a_verified_flag_shows_where_the_pictures_match(client, staff, embedded):
+    flag = DuplicateFlag.objects.exclude(kind="exact").first() or DuplicateFlag.objects.first()
+    image_a, image_b = flag.image_a, flag.image_b
+    evidence = dict(flag.evidence or {})
+    evidence["decided_by"] = "verification"
+    evidence["verification"] = {
+        "inliers": 212, "matches": 300, "inlier_area": 0.6, "inlier_share": 0.7, "colour_shift": 1.0, "mirrored": False,
+        "edits": ["cropped"], "regions": {str(image_a.id): [0.1, 0.2, 0.6, 0.9], str(image_b.id): [0.0, 0.0, 1.0, 1.0]},
+    }
+    DuplicateFlag.objects.filter(pk=flag.pk).update(evidence=evidence)
+    client.force_login(staff)
+    html = client.get(QUEUE).content.decode()
+    card = html[html.index(f'id="flag-{flag.pk}"'):]
+    card = card[: card.index("</article>")]
+    assert card.count("data-matched-region") == 2
+    x, y = 0.1 * image_a.width, 0.2 * image_a.height
+    assert f'<rect x="{round(x, 1)}" y="{round(y, 1)}" width="{round(0.5 * image_a.width, 1)}"' in card
+    assert f'viewBox="0 0 {image_a.width} {image_a.height}"' in card
+    assert "Same photo, cropped; 212 matching points line up." in card
+    # A flag without regions (found before verification recorded them) shows plain pictures.
+    other = DuplicateFlag.objects.exclude(pk=flag.pk).first()
+    other_card = html[html.index(f'id="flag-{other.pk}"'):]
+    assert "data-matched-region" not in other_card[: other_card.index("</article>")]
+
+
+def test_undo_says_what_it_undid_and_the_activity_log_is_linked_from_the_top(client, staff, embedded):
+    client.force_login(staff)
+    flag = DuplicateFlag.objects.first()
+    client.post(reverse("duplicates:confirm", args=[flag.pk]))
+    undone = client.post(reverse("duplicates:reopen", args=[flag.pk]), HTTP_ACCEPT="application/json").json()
+    assert undone["message"] == f"Undone: #{flag.pk} is open again and both listings are visible." and "undo" not in undone
+    again = client.post(reverse("duplicates:reopen", args=[flag.pk]), HTTP_ACCEPT="application/json").json()
+    assert again["message"] == f"#{flag.pk} was already open."  # repeating an undo changes nothing
+    client.post(reverse("duplicates:dismiss", args=[flag.pk]))
+    page = client.get(QUEUE)
+    html = page.content.decode()
+    assert html.index('href="#activity"') < html.index('data-queue')  # above the queue
+    assert 'id="activity"' in html
+    messages = client.post(reverse("duplicates:reopen", args=[flag.pk]), follow=True).content.decode()
+    assert f"Undone: #{flag.pk} is open again; it was dismissed." in messages
