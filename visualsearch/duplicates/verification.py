@@ -56,11 +56,21 @@ MAX_ROTATION_DEGREES = 25.0
 # MIN_INLIER_SHARE of the keypoints in the part both pictures show (a different garment in
 # the same pose matches on the face and hair only: many keypoints, a small share), and the
 # aligned colours differ by at most MAX_COLOUR_SHIFT (colourways of one design).
-MIN_INLIERS = 40
-MIN_INLIER_SHARE = 0.15
-MAX_COLOUR_SHIFT = 6.0
+# 2026-12-01: chosen again on the calibration half of a 300-original run (held out: P 0.993,
+# R 0.907). The share went from 0.15 to 0.2: on the demo catalogue (3,000 Myntra photos) the
+# 0.15 rule flagged 161 pairs by verification, and of 40 looked at by eye none was the same
+# photograph - the same model in the same pose and studio, another shirt (docs/duplicates.md).
+MIN_INLIERS = 25
+MIN_INLIER_SHARE = 0.2
+MAX_COLOUR_SHIFT = 8.0
 # Candidates below this CNN cosine are not verified (the index proposes; verification decides).
-MIN_COSINE = 0.5
+MIN_COSINE = 0.3
+# The share of the aligned content that looks different (changed_share) is evidence shown to
+# the reviewer, not a rule: it separates those same-pose shots from copies on the demo
+# catalogue (median 0.21 against 0.03), but a cap cost the benchmark's copies with 3-4
+# composed edits (border + overlay + tone) more recall than it bought: at 0.3, held-out
+# recall 0.907 -> 0.840 at the same precision. No cap by default.
+MAX_CHANGED = 1.0
 
 # Edits named in the evidence (guesses from the transform and the aligned pixels).
 EDIT_MIRROR = "mirrored"
@@ -80,6 +90,12 @@ TONE_LEVELS = 8.0  # mean grey difference over the aligned overlap
 OVERLAY_LEVELS = 60
 OVERLAY_SHARE = 0.01
 ALIGN_SIDE = 96  # pixels a side of the aligned comparison
+# changed_share: a pixel differs when its grey levels (as z-scores of the content) differ by
+# more than this, or its chromaticities (L1) by more than that.
+CHANGED_GREY_Z = 0.75
+CHANGED_CHROMA = 0.06
+CHANGED_SIDE = 96
+CHANGED_BLUR = 3
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class Verification:
     mirrored: bool
     colour_shift: float = 0.0  # chromaticity distance of the aligned pictures (x100), see colour_shift()
     inlier_share: float = 0.0  # inliers / keypoints inside the overlap, the smaller side
+    changed: float = 0.0  # changed_share() of the aligned pictures
     edits: tuple[str, ...] = ()
     transform: tuple[float, ...] = ()  # the affine model a -> b at FEATURE_SIDE, row-major 2x3
     # Where the matching points lie in each picture, as it is stored (not mirrored): the box
@@ -132,6 +149,7 @@ class Verification:
             "inlier_area": round(self.area, 3),
             "inlier_share": self.inlier_share,
             "colour_shift": self.colour_shift,
+            "changed": self.changed,
             "mirrored": self.mirrored,
             "edits": list(self.edits),
         }
@@ -146,6 +164,7 @@ class VerifyThresholds:
     min_inlier_share: float = MIN_INLIER_SHARE
     max_colour_shift: float = MAX_COLOUR_SHIFT
     min_cosine: float = MIN_COSINE
+    max_changed: float = MAX_CHANGED
 
     def passes(self, verification: Verification, *, cosine: float) -> bool:
         return (
@@ -153,6 +172,7 @@ class VerifyThresholds:
             and verification.inliers >= self.min_inliers
             and verification.inlier_share >= self.min_inlier_share
             and verification.colour_shift <= self.max_colour_shift
+            and verification.changed <= self.max_changed
         )
 
 
@@ -300,6 +320,49 @@ def _aligned(a: Features, b: Features, model: np.ndarray) -> tuple[np.ndarray, n
     return small_a, warped, inside > 0
 
 
+def changed_share(a: Features, b: Features, model: np.ndarray) -> float:
+    """The share of the content both aligned pictures show that looks different, brightness
+    and contrast aside: a re-listed copy differs where a sticker, a text or a border was put
+    (a small share); another shot of the same model in the same pose (another colourway,
+    another shirt, the arms a little elsewhere) differs over the garment (a large share),
+    although the face, the belt and the trousers give its keypoints a consistent transform.
+
+    Both pictures in a's frame at ALIGN_SIDE, lightly blurred (JPEG noise, resampling, a
+    pixel of misalignment); grey levels as z-scores of the content in both; a pixel changed
+    when its grey z-scores differ by more than CHANGED_GREY_Z or its chromaticities by more
+    than CHANGED_CHROMA.
+    """
+    if a.rgb is None or b.rgb is None:
+        return 0.0
+    small_a, warped, content = _aligned_content(a, b, model, side=CHANGED_SIDE)
+    if content.sum() < 16:
+        return 0.0
+    small_a = cv2.GaussianBlur(small_a, (CHANGED_BLUR, CHANGED_BLUR), 0)
+    warped = cv2.GaussianBlur(warped, (CHANGED_BLUR, CHANGED_BLUR), 0)
+    x, y = small_a[content], warped[content]
+    gx, gy = x.mean(axis=1), y.mean(axis=1)
+    zx = (gx - gx.mean()) / max(float(gx.std()), 1.0)
+    zy = (gy - gy.mean()) / max(float(gy.std()), 1.0)
+    cx = (x + 8) / (x.sum(axis=1, keepdims=True) + 24)
+    cy = (y + 8) / (y.sum(axis=1, keepdims=True) + 24)
+    changed = (np.abs(zx - zy) > CHANGED_GREY_Z) | (np.abs(cx - cy).sum(axis=1) > CHANGED_CHROMA)
+    return round(float(changed.mean()), 3)
+
+
+def _aligned_content(a: Features, b: Features, model: np.ndarray, *, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """a and b (warped into a's frame) at ``side`` pixels (long side) as float arrays, and
+    the mask of the pixels inside both that are not white background in both."""
+    scale = side / FEATURE_SIDE
+    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    small_a = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    to_small = cv2.invertAffineTransform(model) * scale
+    warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
+    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    content = inner & ((small_a.mean(axis=2) < WHITE_LEVEL) | (warped.mean(axis=2) < WHITE_LEVEL))
+    return small_a, warped, content
+
+
 def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
     """How different the colours of the aligned pictures are, brightness aside.
 
@@ -405,6 +468,7 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
         area=best.area,
         mirrored=mirrored,
         colour_shift=colour_shift(first, second, model),
+        changed=changed_share(first, second, model),
         inlier_share=best.inlier_share,
         edits=edits,
         transform=tuple(round(float(v), 4) for v in model.ravel()),
