@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from shop import images as shop_images
 from visualsearch import looks
-from visualsearch.forms import photo_upload_handlers, request_too_large
+from visualsearch.forms import discard_body, photo_upload_handlers, request_too_large
 from visualsearch.photos import BadBox
 from visualsearch.serializers import (
     IMAGE_SEARCH_DEFAULT_K,
@@ -93,8 +93,15 @@ class ImageSearchApi(APIView):
         return super().initialize_request(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # throttles first: a throttled body is never read
+        # Throttles first: a throttled body is never parsed. A refused body is read and
+        # dropped (bounded) so that the client gets the answer, not a connection reset.
+        try:
+            super().initial(request, *args, **kwargs)
+        except Throttled:
+            discard_body(request._request)
+            raise
         if request.method == "POST" and request_too_large(request._request):
+            discard_body(request._request)
             raise RequestTooLarge({"image": [shop_images.too_large_message()]})
 
     @extend_schema(
