@@ -42,10 +42,12 @@ TOO_LARGE = field_errors_response(
 )
 
 
-# Request examples: the first is what the docs page's "Try it out" starts from, so every
-# field it leaves out stays empty (else Swagger UI fills each field with a sample of its
-# type: a 1x1 box at 0,0, a random slug, a negative price). Pick a photo and send. The
-# slugs are the demo catalogue's (import_catalog names categories master-sub-article).
+# Request examples, shown in the schema and used by schemathesis. Swagger UI's "Try it
+# out" ignores examples for form bodies (swagger-api/swagger-ui#10248) and would fill each
+# field with a sample of its schema (a 1x1 box at 0,0, a random slug): static/js/api_docs.js
+# starts them empty instead, so a photo alone is a valid first try
+# (tests/e2e/test_api_docs.py). The slugs are the demo catalogue's (import_catalog names
+# categories master-sub-article).
 IMAGE_SEARCH_EXAMPLES = [
     OpenApiExample(
         "Every garment in the photo",
