@@ -18,6 +18,7 @@ import json
 
 import pytest
 from django.db import connection
+from urllib3 import encode_multipart_formdata
 
 from config.database import database_url_from_settings
 from lab.benchmarks import gunicorn
@@ -73,7 +74,7 @@ def _post(port: int, path: str, body: bytes, content_type: str) -> tuple[int, ht
 def _upload(size: int) -> tuple[bytes, str]:
     photo = make_image_bytes(size=(64, 64))
     padding = b"\x00" * (size - len(photo))  # a JPEG with junk after its end marker
-    return gunicorn.multipart_body({}, {"image": ("big.jpg", photo + padding, "image/jpeg")})
+    return encode_multipart_formdata({"image": ("big.jpg", photo + padding, "image/jpeg")})
 
 
 def test_a_body_over_the_cap_gets_the_413_not_a_connection_reset(server, settings):
@@ -96,7 +97,7 @@ def test_a_body_over_the_cap_gets_the_413_not_a_connection_reset(server, setting
 def test_a_throttled_upload_gets_the_429_not_a_connection_reset(throttled_server):
     """One photo search an hour: the first (empty, a 400) uses it up; the next ones are
     refused unparsed, and their bodies read and dropped first."""
-    status, _, data = _post(throttled_server.port, "/api/search/image", *gunicorn.multipart_body({"k": "3"}, {}))
+    status, _, data = _post(throttled_server.port, "/api/search/image", *encode_multipart_formdata({"k": "3"}))
     assert status == 400 and "image" in json.loads(data)
     body, ctype = _upload(BODY_BYTES // 2)  # under the cap: only the throttle refuses it
     for _ in range(2):

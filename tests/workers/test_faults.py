@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from urllib3 import encode_multipart_formdata
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count
@@ -230,7 +231,7 @@ class Session:
 
     def post_form(self, path: str, fields: dict[str, str], files: dict | None = None):
         fields = {**fields, "csrfmiddlewaretoken": self.cookies["csrftoken"].value}
-        body, ctype = gunicorn.multipart_body(fields, files or {})
+        body, ctype = encode_multipart_formdata({**fields, **(files or {})})
         return self.request("POST", path, body, ctype)
 
 
