@@ -10,7 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", errors.favicon),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI plus static/js/api_docs.js: "Try it out" form fields start empty, not with samples.
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", template_name="api_docs.html"), name="api-docs"),
     path("api/", include("visualsearch.api_urls")),
     path("api/", include("recommender.api_urls")),
     path("api/", include("visualsearch.duplicates.api")),

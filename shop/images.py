@@ -18,6 +18,10 @@ upload (``shop.admin.ProductImageAdminForm``) and ``manage.py import_catalog``. 
 * at most ``settings.SHOP_MAX_IMAGE_PIXELS`` pixels (env, 40 MP), checked from the header
   before anything is decoded, so a decompression bomb (a 30000x30000 PNG of a few
   hundred KB) never allocates its pixels; Pillow's own bomb error is reported the same way;
+* a JPEG has at most ``JPEG_MAX_SCANS`` scans, and scans x pixels at most
+  ``JPEG_MAX_SCAN_PIXELS``, counted from the byte stream before anything is decoded: a
+  progressive JPEG of a few KB that repeats its scans thousands of times makes libjpeg
+  decode every coefficient again for each one (seconds of CPU; see the constants);
 * a full decode of the (first) frame: truncated or corrupt files are refused here, not
   later in a worker;
 * animated PNG/WebP are accepted and their first frame is what gets searched and
@@ -37,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +83,28 @@ _NOT_IMAGES = (
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 WHITE = (255, 255, 255)
+
+# Progressive JPEG "scan bombs". libjpeg decodes each scan (SOS segment) over every block
+# of the components it covers, so the cost is about scans x pixels, whatever the file
+# size: a 38 KB, 2000x2000 progressive JPEG whose last scan is repeated 1,000 times costs
+# 2.4 to 3.7 s of CPU to decode, a 224 KB 6000x6000 one with 210 scans 5.7 to 7 s and a
+# 270 KB one with 1,010 scans 23 to 26 s (Pillow 11.3's libjpeg-turbo, one core of the
+# development machine; the untouched files, 10 scans, take 0.03 s and 0.3 s). Refused by
+# the count below, each costs under 1 ms (tests/upload_corpus.py builds them). Legitimate files have few scans: baseline JPEG (cameras, phones) 1, or one
+# per component; libjpeg's / Pillow's progressive mode 10 for colour, 6 for greyscale and
+# 18 for CMYK (jpeg_simple_progression); Photoshop's "Progressive" 3 to 5; mozjpeg's
+# optimised scripts about 10. 100 leaves a wide margin over all of these, and libjpeg-
+# turbo's own tools use the same kind of cap (djpeg -maxscans, TJPARAM_SCANLIMIT).
+JPEG_MAX_SCANS = 100
+# A large image with fewer than 100 scans can still cost seconds (scans x pixels): allow
+# what the largest legitimate file costs, a 120 MP search photo (SHOP_MAX_SEARCH_PHOTO_PIXELS)
+# in 12 scans, about 1 s of CPU; a 40 MP catalogue image may then have 36 scans.
+JPEG_MAX_SCAN_PIXELS = 12 * 120_000_000
+# The next marker after a scan's entropy-coded data: 0xFF followed by anything but a
+# stuffed 0x00, a restart marker (RST0-7, part of the scan) or another 0xFF (a fill byte:
+# the match is then the last 0xFF of the run). No "\xff+": re scans 17x slower with it.
+_JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 
 
 class ImageRejected(ValueError):
@@ -167,6 +194,56 @@ def _unsupported(data: bytes) -> ImageRejected:
     return ImageRejected(NOT_READABLE)
 
 
+def jpeg_scan_count(data: bytes, *, stop_after: int | None = None) -> int:
+    """How many scans (SOS segments) the first image of a JPEG byte stream has.
+
+    Walks the marker segments by their lengths (so an EXIF thumbnail inside APP1 is not
+    counted) and skips each scan's entropy-coded data; stops at EOI, at the end of the
+    data, at anything malformed (Pillow then decides whether the file is readable), or
+    once the count exceeds ``stop_after``.
+    """
+    scans, i, end = 0, 2, len(data)  # after SOI
+    while i + 1 < end:
+        if data[i] != 0xFF:
+            break
+        while i + 1 < end and data[i + 1] == 0xFF:  # fill bytes before a marker
+            i += 1
+        if i + 1 >= end:
+            break
+        marker = data[i + 1]
+        if marker == 0xD9:  # EOI: whatever follows (an MPO's second picture) is not this image
+            break
+        if marker in _JPEG_STANDALONE_MARKERS:
+            i += 2
+            continue
+        if i + 4 > end:
+            break
+        segment_end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker != 0xDA:
+            i = segment_end
+            continue
+        scans += 1
+        if stop_after is not None and scans > stop_after:
+            break
+        following = _JPEG_MARKER_AFTER_SCAN.search(data, segment_end)
+        if following is None:
+            break
+        i = following.start()
+    return scans
+
+
+def _jpeg_scan_bomb(data: bytes, width: int, height: int) -> ImageRejected | None:
+    limit = min(JPEG_MAX_SCANS, max(1, JPEG_MAX_SCAN_PIXELS // (width * height)))
+    scans = jpeg_scan_count(data, stop_after=limit)
+    if scans <= limit:
+        return None
+    logger.info("image refused: JPEG %dx%d with more than %d scans", width, height, limit)
+    return ImageRejected(
+        f"The JPEG has too many progressive scans (more than {limit} for {width}x{height} pixels); "
+        "save it again as a standard (baseline or progressive) JPEG."
+    )
+
+
 def _looks_like_extension(ext: str) -> bool:
     return 1 <= len(ext) <= 10 and ext.isascii() and ext.isalnum() and not ext.isdigit()
 
@@ -231,6 +308,8 @@ def _inspect(
             image.draft("RGB", (max_side, max_side))
         elif width * height > max_image_pixels():
             raise _too_many_pixels(width, height)
+        if fmt == "JPEG" and (scan_bomb := _jpeg_scan_bomb(data, width, height)):
+            raise scan_bomb
         frames = int(getattr(image, "n_frames", 1) or 1)
         if frames > 1:
             image.seek(0)

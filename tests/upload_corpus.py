@@ -141,6 +141,24 @@ def many_app_segments_jpeg(count: int = 200) -> bytes:
     return data[:2] + segment * count + data[2:]
 
 
+def progressive_jpeg(mode: str = "RGB", size: tuple[int, int] = (40, 30), **kwargs) -> bytes:
+    """Pillow's (libjpeg's) progressive JPEG: 10 scans in colour, 6 in greyscale, 18 in CMYK."""
+    colour = {"RGB": (128, 100, 90), "L": 90, "CMYK": (0, 255, 255, 0)}[mode]
+    return _save(Image.new(mode, size, colour), "JPEG", progressive=True, quality=90, **kwargs)
+
+
+def progressive_scan_bomb(size: tuple[int, int] = (2000, 2000), repeats: int = 1000) -> bytes:
+    """A progressive JPEG whose last scan is repeated ``repeats`` times: 38 KB (2000x2000,
+    1,010 scans) that libjpeg decodes in seconds of CPU, every scan over every block.
+
+    The last scan runs from the last SOS marker (FF DA; never inside entropy-coded data,
+    where an FF byte is followed by 00) to the EOI marker that ends the file.
+    """
+    data = progressive_jpeg(size=size)
+    scan = data[data.rfind(b"\xff\xda") : -2]
+    return data[:-2] + scan * repeats + b"\xff\xd9"
+
+
 def animated_png() -> bytes:
     frames = [Image.new("RGB", (40, 30), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     return _save(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
@@ -202,12 +220,16 @@ def corpus() -> tuple[Case, ...]:
         Case("animated-png", animated_png(), "photo.png", "image/png", size=(40, 30)),
         Case("animated-webp", animated_webp(), "photo.webp", "image/webp", size=(40, 30)),
         Case("jpeg-with-zip-appended", jpeg_with_zip_appended(), size=(40, 30)),
+        Case("progressive-jpeg", progressive_jpeg(), size=(40, 30)),
+        Case("progressive-cmyk-jpeg", progressive_jpeg("CMYK"), size=(40, 30)),
+        Case("progressive-jpeg-restart-markers", progressive_jpeg(restart_marker_blocks=1), size=(40, 30)),
         # refused
         Case("empty", b"", message="empty"),
         Case("truncated-jpeg", truncated_jpeg(), message=NOT_READABLE),
         Case("html-with-png-header", html_with_png_header(), "photo.png", "image/png", message=NOT_READABLE),
         Case("png-bomb-30000x30000", png_bomb(), "bomb.png", "image/png", message="The image is too large (30000x30000 pixels"),
         Case("png-header-claims-8000x6000", png_header_only(8000, 6000), "big.png", "image/png", message="too large (8000x6000 pixels; at most 40 megapixels)"),
+        Case("progressive-jpeg-scan-bomb", progressive_scan_bomb(), message="The JPEG has too many progressive scans (more than 100 for 2000x2000 pixels)"),
         Case("gif-bomb", gif_bomb(), "bomb.gif", "image/gif", message="Unsupported image format GIF"),
         Case("gif", make_image_bytes(fmt="GIF"), "photo.gif", "image/gif", message="Unsupported image format GIF"),
         Case("png-named-jpg", png, "photo.jpg", "image/jpeg", message="The file is named .jpg but holds a PNG image", size=(40, 30), declared_only=True),

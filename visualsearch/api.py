@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from shop import images as shop_images
 from visualsearch import looks
-from visualsearch.forms import photo_upload_handlers, request_too_large
+from visualsearch.forms import discard_body, photo_upload_handlers, request_too_large
 from visualsearch.photos import BadBox
 from visualsearch.serializers import (
     IMAGE_SEARCH_DEFAULT_K,
@@ -42,10 +42,12 @@ TOO_LARGE = field_errors_response(
 )
 
 
-# Request examples: the first is what the docs page's "Try it out" starts from, so every
-# field it leaves out stays empty (else Swagger UI fills each field with a sample of its
-# type: a 1x1 box at 0,0, a random slug, a negative price). Pick a photo and send. The
-# slugs are the demo catalogue's (import_catalog names categories master-sub-article).
+# Request examples, shown in the schema and used by schemathesis. Swagger UI's "Try it
+# out" ignores examples for form bodies (swagger-api/swagger-ui#10248) and would fill each
+# field with a sample of its schema (a 1x1 box at 0,0, a random slug): static/js/api_docs.js
+# starts them empty instead, so a photo alone is a valid first try
+# (tests/e2e/test_api_docs.py). The slugs are the demo catalogue's (import_catalog names
+# categories master-sub-article).
 IMAGE_SEARCH_EXAMPLES = [
     OpenApiExample(
         "Every garment in the photo",
@@ -93,8 +95,15 @@ class ImageSearchApi(APIView):
         return super().initialize_request(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # throttles first: a throttled body is never read
+        # Throttles first: a throttled body is never parsed. A refused body is read and
+        # dropped (bounded) so that the client gets the answer, not a connection reset.
+        try:
+            super().initial(request, *args, **kwargs)
+        except Throttled:
+            discard_body(request._request)
+            raise
         if request.method == "POST" and request_too_large(request._request):
+            discard_body(request._request)
             raise RequestTooLarge({"image": [shop_images.too_large_message()]})
 
     @extend_schema(

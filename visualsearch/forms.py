@@ -40,7 +40,7 @@ class PhotoUploadHandler(FileUploadHandler):
     Memory stays bounded: only the expected file fields are kept, each cut at one byte
     over ``settings.SHOP_MAX_UPLOAD_BYTES`` (enough for ``image_check`` to report "too
     large"); the rest of the stream is read and dropped. (The views refuse a body much
-    larger than that with 413 before anything reads it: ``request_too_large``.)
+    larger than that with 413 before anything parses it: ``request_too_large``.)
     """
 
     def __init__(self, request: HttpRequest | None = None, *, fields: frozenset[str]) -> None:
@@ -81,13 +81,49 @@ def photo_upload_handlers(request: HttpRequest, *, fields: frozenset[str]) -> li
     return [PhotoUploadHandler(request, fields=fields)]
 
 
-def request_too_large(request: HttpRequest) -> bool:
-    """Whether the declared body is more than a photo upload can need (answer 413 unread)."""
+def _declared_length(request: HttpRequest) -> int:
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
     except ValueError:
-        return False  # Django reads nothing from a body whose length it cannot parse
-    return length > shop_images.upload_request_max_bytes()
+        return 0  # Django reads nothing from a body whose length it cannot parse
+
+
+def request_too_large(request: HttpRequest) -> bool:
+    """Whether the declared body is more than a photo upload can need (answer 413 unparsed)."""
+    return _declared_length(request) > shop_images.upload_request_max_bytes()
+
+
+# A refused upload (413, 429) is not parsed, but its bytes are read and dropped before the
+# answer, up to twice the largest request an upload may be (42 MB by default). A server
+# that closes a connection with unread bytes in its receive buffer makes the kernel send
+# a TCP reset, and the client then sees "connection reset" or "broken pipe", never the
+# refusal: with gunicorn (sync workers, which already send "Connection: close") and
+# http.client on loopback, a 12 MB body over a 2 MB limit was reset every time before
+# this (tests/visualsearch/test_refusals_over_http.py). Bodies larger than the bound are
+# still cut off; a front proxy's own limit (nginx client_max_body_size) answers those.
+DISCARD_CHUNK_BYTES = 256 * 1024
+
+
+def refused_body_read_max_bytes() -> int:
+    return 2 * shop_images.upload_request_max_bytes()
+
+
+def discard_body(request: HttpRequest) -> int:
+    """Read and drop the body of a request being refused (bounded); how many bytes were read."""
+    if getattr(request, "_read_started", False):
+        return 0
+    left = min(_declared_length(request), refused_body_read_max_bytes())
+    read = 0
+    try:
+        while left > 0:
+            chunk = request.read(min(DISCARD_CHUNK_BYTES, left))
+            if not chunk:
+                break
+            read += len(chunk)
+            left -= len(chunk)
+    except OSError:  # the client went away (UnreadablePostError): nobody to answer
+        pass
+    return read
 
 
 # Photo searches decode JPEGs at a reduced scale (draft mode) no smaller than this: more

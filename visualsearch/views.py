@@ -19,6 +19,7 @@ from visualsearch import looks
 from visualsearch.forms import (
     LookForm,
     ShopTheLookForm,
+    discard_body,
     photo_upload_handlers,
     request_too_large,
 )
@@ -56,11 +57,13 @@ def _upload_context(form: ShopTheLookForm, **extra) -> dict:
 
 
 def _refused(request: HttpRequest, *, status: int, message: str, retry_after: int | None = None) -> HttpResponse:
-    """The upload page again, with ``message`` where upload errors go; the body is never read.
+    """The upload page again, with ``message`` where upload errors go; the body is never parsed.
 
     Rendered without a CSRF check on purpose: nothing is done, and reading the token
-    would mean parsing the very body being refused.
+    would mean parsing the very body being refused. The body is read and dropped
+    (bounded: ``discard_body``) so that the browser gets this page, not a reset.
     """
+    discard_body(request)
     response = render(request, "visualsearch/shop_the_look.html", _upload_context(ShopTheLookForm(), refusal=message), status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)

@@ -27,6 +27,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from recommender import outfits
 from recommender.models import ProductLook
 from recommender.selectors import product_complete_look, product_similar
@@ -38,10 +40,8 @@ from visualsearch.selectors import active_model_name
 
 
 def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    """The nearest-rank percentile (the sample at round(q * (n - 1)) in sorted order), None without samples."""
+    return float(np.percentile(values, q * 100, method="nearest")) if values else None
 
 
 @dataclass

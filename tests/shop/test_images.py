@@ -9,13 +9,16 @@ bytes and mutated valid images: the only outcomes allowed are "accepted, as 8-bi
 
 from __future__ import annotations
 
+import io
 import time
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from PIL import Image
 
-from shop.images import CheckedImage, ImageRejected, image_check, image_decode_rgb
+from shop import images
+from shop.images import CheckedImage, ImageRejected, image_check, image_decode_rgb, jpeg_scan_count
 from tests import upload_corpus
 from tests.factories import make_image_bytes
 from tests.upload_corpus import corpus
@@ -54,6 +57,66 @@ def test_bombs_are_refused_from_the_header_without_decoding(monkeypatch):
             image_check(upload_corpus.case(case_id).data)
         assert time.perf_counter() - started < 0.5
     assert decoded == []
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding(monkeypatch):
+    """38 KB, 2000x2000, 1,010 scans: about 3 s of libjpeg CPU if decoded (measured in
+    shop/images.py); counted from the bytes and refused in well under a millisecond."""
+    bomb = upload_corpus.progressive_scan_bomb()
+    assert len(bomb) < 40_000 and jpeg_scan_count(bomb) == 1010
+    decoded = []
+    original_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or original_load(self))
+    for decode in (image_check, image_decode_rgb, lambda data: image_decode_rgb(data, max_side=512)):
+        started = time.process_time()
+        with pytest.raises(ImageRejected, match=r"too many progressive scans \(more than 100 for 2000x2000 pixels\)"):
+            decode(bomb)
+        assert time.process_time() - started < 0.1
+    assert decoded == []
+
+
+def test_legitimate_jpegs_have_few_scans():
+    assert jpeg_scan_count(make_image_bytes(size=(40, 30))) == 1  # baseline
+    assert jpeg_scan_count(upload_corpus.progressive_jpeg()) == 10
+    assert jpeg_scan_count(upload_corpus.progressive_jpeg("L")) == 6
+    assert jpeg_scan_count(upload_corpus.progressive_jpeg("CMYK")) == 18
+    assert max(18, 10, 6) * 5 < images.JPEG_MAX_SCANS
+
+
+def test_the_scan_count_follows_the_jpeg_structure():
+    progressive = upload_corpus.progressive_jpeg(size=(64, 64))
+    # Restart markers (FF D0-D7) and stuffed FF 00 bytes inside a scan are part of it.
+    with_restarts = upload_corpus.progressive_jpeg(size=(64, 64), restart_marker_blocks=1)
+    assert with_restarts.count(b"\xff\xd0") > 1
+    assert jpeg_scan_count(with_restarts) == 10
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    noisy.save(buffer, "JPEG", progressive=True, quality=100)
+    assert b"\xff\x00" in buffer.getvalue() and jpeg_scan_count(buffer.getvalue()) == 10
+    # A thumbnail inside APP1 (EXIF) is skipped by the segment length, fill bytes before a
+    # marker are allowed, and nothing after the end marker (an MPO's second picture) counts.
+    thumbnail = b"Exif\x00\x00" + progressive
+    app1 = b"\xff\xe1" + len(thumbnail + b"xx").to_bytes(2, "big") + thumbnail
+    sof = progressive.find(b"\xff\xc2")
+    crafted = progressive[:2] + app1 + progressive[2:sof] + b"\xff\xff" + progressive[sof:] + progressive
+    assert jpeg_scan_count(crafted) == 10
+    assert image_check(crafted).width == 64
+    # Malformed or cut short: the count stops; Pillow decides whether it is readable.
+    assert jpeg_scan_count(progressive[: progressive.find(b"\xff\xda") + 3]) == 0
+    assert 0 < jpeg_scan_count(progressive[: len(progressive) // 2]) < 10
+    assert jpeg_scan_count(upload_corpus.progressive_scan_bomb((64, 64), 500), stop_after=100) == 101
+
+
+def test_large_images_get_fewer_scans(monkeypatch):
+    """The cost is scans x pixels: a 6000x6000 progressive JPEG with 210 scans took 5.7 to 7 s
+    to decode, so a large image may have fewer than ``JPEG_MAX_SCANS`` (40 at 36 MP)."""
+    monkeypatch.setattr(images, "JPEG_MAX_SCAN_PIXELS", 20 * 300 * 300)
+    assert image_check(upload_corpus.progressive_scan_bomb((300, 300), 10)).width == 300  # 20 scans
+    with pytest.raises(ImageRejected, match=r"more than 20 for 300x300 pixels"):
+        image_check(upload_corpus.progressive_scan_bomb((300, 300), 11))
+    assert image_check(upload_corpus.progressive_scan_bomb((100, 100), 80)).width == 100  # 90 scans
+    with pytest.raises(ImageRejected, match=r"more than 100 for 100x100 pixels"):
+        image_check(upload_corpus.progressive_scan_bomb((100, 100), 91))
 
 
 def test_the_caps_are_settings(settings):

@@ -14,13 +14,13 @@ import html
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
+from django.test import Client, RequestFactory
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from tests.factories import make_image_bytes
 from tests.shop.test_images import mutated_image, random_bytes
 from tests.upload_corpus import corpus
-from visualsearch.forms import PhotoUploadHandler
+from visualsearch.forms import PhotoUploadHandler, discard_body, refused_body_read_max_bytes
 from visualsearch.models import PhotoSearch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:Corrupt EXIF data")]
@@ -99,6 +99,21 @@ def test_a_huge_body_is_a_413_page_on_the_storefront(client, settings, never_par
     body = response.content.decode()
     assert "The file is larger than 1000 bytes." in body and "We could not search yet" in body
     assert 'name="image"' in body  # the form is there to try again
+
+
+def test_a_refused_body_is_read_and_dropped_up_to_a_bound(settings):
+    """So that clients get the 413/429, not a connection reset (tests/visualsearch/test_refusals_over_http.py)."""
+    settings.SHOP_MAX_UPLOAD_BYTES = 1000
+    bound = refused_body_read_max_bytes()
+    assert bound == 2 * (1000 + 1024 * 1024)
+    factory = RequestFactory()
+    huge = factory.post(API, data=b"x" * (bound + 500_000), content_type="application/octet-stream")
+    assert discard_body(huge) == bound
+    assert discard_body(huge) == 0  # read once at most
+    small = factory.post(API, data=b"x" * 5000, content_type="application/octet-stream")
+    assert discard_body(small) == 5000
+    no_length = factory.post(API, data=b"x" * 5000, content_type="application/octet-stream", CONTENT_LENGTH="many")
+    assert discard_body(no_length) == 0
 
 
 def test_a_file_just_over_the_cap_is_a_clear_400(client, settings):

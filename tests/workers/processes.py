@@ -34,12 +34,15 @@ def reset_celery_pools(app) -> None:
     app.amqp._producer_pool = None
 
 
-def worker_start(*, env: dict[str, str], log_path: Path, name: str, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
-    """``celery worker`` as production runs it (solo pool, prefetch 1, acks late via settings)."""
+def worker_start(*, env: dict[str, str], log_path: Path, name: str, extra_args: tuple[str, ...] = (),
+                 pool: str = "solo") -> subprocess.Popen:
+    """``celery worker`` as production runs it (solo pool, prefetch 1, acks late via settings);
+    ``pool="prefork"`` runs one forked child (``--concurrency=1``) under the worker."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - the child holds it
+    pool_args = ("--pool=prefork", "--concurrency=1") if pool == "prefork" else (f"--pool={pool}",)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "embeddings,default", "--pool=solo",
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "embeddings,default", *pool_args,
          "--prefetch-multiplier=1", "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"{name}@%h",
          *extra_args],
         cwd=REPO, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env},

@@ -1,5 +1,6 @@
-"""Fault tests with real processes: a worker killed mid-batch, Redis down while a product
-image is uploaded, and PostgreSQL restarted under a running web server and worker.
+"""Fault tests with real processes: a worker killed mid-batch, a prefork child killed
+mid-task, Redis down while a product image is uploaded, and PostgreSQL restarted under a
+running web server and worker.
 
 They use a Redis database of their own (``TEST_FAULT_REDIS_URL``, default db 14) and skip
 when no Redis listens on 127.0.0.1:6379. ``make test`` (CI) runs them; each takes 10-40 s.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from urllib3 import encode_multipart_formdata
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count
@@ -144,6 +146,67 @@ def test_worker_killed_mid_batch_then_restarted_embeds_every_image_exactly_once(
           f"the restarted worker finished the rest in {took:.1f}s")
 
 
+# ------------------------------------------------------------------ prefork child killed mid-task
+
+PREFORK_IMAGES = 16
+
+
+def _active_task_pid(task_id: str) -> int | None:
+    """The pid of the pool process executing ``task_id``, from the worker's own report."""
+    for tasks in (celery_app.control.inspect(timeout=1.0).active() or {}).values():
+        for task in tasks:
+            if task["id"] == task_id and task.get("worker_pid"):
+                return int(task["worker_pid"])
+    return None
+
+
+def test_prefork_child_killed_mid_task_is_requeued_at_once_and_finishes(broker, transactional_db, settings, tmp_path):
+    """A prefork worker (one child) whose child is SIGKILLed while it runs an embedding task:
+    the parent sees the child lost and, with acks_late and task_reject_on_worker_lost,
+    rejects the message back onto the queue at once; a new child runs it again. The
+    visibility timeout stays at production's 900 s and no beat runs, so neither Redis's
+    redelivery nor the sweep can be what finishes the images."""
+    from visualsearch.tasks import embed_images
+
+    images = [ProductImageFactory(colour=(i * 13 % 255, 80, 200 - i * 9), pattern=i % 7 + 1) for i in range(PREFORK_IMAGES)]
+    ids = [img.id for img in images]
+    task_id = embed_images.delay(ids).id
+    env = {
+        "REDIS_URL": BROKER_URL,
+        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    log = tmp_path / "worker.log"
+    worker = worker_start(env=env, log_path=log, name="prefork", pool="prefork")
+    try:
+        # The child reports the task as active once it has started it (loading the model
+        # first, seconds): kill exactly that process, not the worker.
+        pids: list[int] = []
+        wait_for(lambda: pids.append(_active_task_pid(task_id) or 0) or pids[-1] > 0,
+                 timeout=60, interval=0.1, what="the child to start the task", alive=worker, log_path=log)
+        child = pids[-1]
+        assert child != worker.pid
+        assert ImageEmbedding.objects.filter(image_id__in=ids).count() < PREFORK_IMAGES
+        os.kill(child, signal.SIGKILL)
+        killed_at = time.monotonic()
+        took = wait_for(lambda: not ProductImage.objects.filter(id__in=ids, embedding_dirty=True).exists(),
+                        timeout=45, what="the requeued task to finish", alive=worker, log_path=log)
+        wait_for(lambda: broker.llen("embeddings") == 0 and broker.hlen("unacked") == 0, timeout=10,
+                 what="the queue to drain and the task to be acknowledged", log_path=log)
+        assert worker.poll() is None, "the worker itself survived"
+        second = _active_task_pid(task_id)
+    finally:
+        process_stop(worker)
+    output = log.read_text()
+    assert "WorkerLostError" in output and "signal 9" in output
+    assert output.count(f"Task visualsearch.tasks.embed_images[{task_id}] received") == 2
+    assert f"Task visualsearch.tasks.embed_images[{task_id}] succeeded" in output
+    assert second is None  # done, nothing active
+    assert _rows_per_image(ids) == {image_id: 1 for image_id in ids}
+    assert time.monotonic() - killed_at < 60  # far less than the 900 s visibility timeout
+    print(f"\nprefork child {child} killed mid-task; requeued and finished by a new child in {took:.1f}s")
+
+
 # ------------------------------------------------------------------ Redis down during an upload
 
 
@@ -168,7 +231,7 @@ class Session:
 
     def post_form(self, path: str, fields: dict[str, str], files: dict | None = None):
         fields = {**fields, "csrfmiddlewaretoken": self.cookies["csrftoken"].value}
-        body, ctype = gunicorn.multipart_body(fields, files or {})
+        body, ctype = encode_multipart_formdata({**fields, **(files or {})})
         return self.request("POST", path, body, ctype)
 
 

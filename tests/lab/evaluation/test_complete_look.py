@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from lab.evaluation.complete_look import looks_read, looks_score, screenshot_choice
+from lab.evaluation.complete_look import _percentile, looks_read, looks_score, screenshot_choice
 from tests.recommender.test_complete_look import shop, store_look  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +48,14 @@ def test_the_command_writes_its_reports(shop, tmp_path):  # noqa: F811
 def test_the_command_needs_an_embedded_catalogue(db, tmp_path):
     with pytest.raises(CommandError, match="make demo"):
         call_command("evaluate_complete_look", "--out", str(tmp_path))
+
+
+def test_percentiles_are_nearest_rank_samples():
+    """numpy's "nearest" method: the sample at round(q * (n - 1)), ties to even, as the
+    reports in docs/benchmarks.md were computed."""
+    assert _percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
+    assert _percentile([float(v) for v in range(1, 21)], 0.95) == 19.0  # round(18.05) = 18
+    assert _percentile([10.0, 20.0, 30.0], 0.25) == 10.0  # round(0.5) = 0
+    assert _percentile([10.0, 20.0, 30.0], 0.75) == 30.0  # round(1.5) = 2
+    assert _percentile([7.0], 0.95) == 7.0
+    assert _percentile([], 0.95) is None
