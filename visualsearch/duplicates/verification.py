@@ -240,6 +240,8 @@ def _points_box(points: np.ndarray, size: tuple[int, int]) -> tuple[float, ...]:
 
 
 def _plausible(model: np.ndarray) -> bool:
+    if not np.all(np.isfinite(model)):
+        return False  # RANSAC on degenerate points (a blank picture) can return NaNs
     linear = model[:, :2]
     if np.linalg.det(linear) <= 0:
         return False
