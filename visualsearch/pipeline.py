@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from shop.models import ProductImage
 from visualsearch.embedding import load_embedder
-from visualsearch.index import embedding_index_ensure
+from visualsearch.index import embedding_index_ensure, tables_analyze
 from visualsearch.indexing import batch_store
 from visualsearch.models import EmbeddingModel, ImageEmbedding
 from visualsearch.reader import StoredImage, images_read
@@ -203,6 +203,7 @@ def catalog_embed(
     report.seconds = time.perf_counter() - started
     if report.embedded:
         embedding_index_ensure(model_name=embedder.name, dim=embedder.dim)
+        tables_analyze()  # the next step (the duplicate scan, the first searches) plans on fresh statistics
     for image_id, reason in report.failed:
         logger.warning("Could not embed product image %s: %s", image_id, reason)
     return report

@@ -615,6 +615,7 @@ def duplicates_scan(
     report.canonical_changes = embeddings_canonical_elect(model_name=model_name)
     for dim in ImageEmbedding.objects.filter(model_name=model_name).values_list("dim", flat=True).distinct():
         index.embedding_index_ensure(model_name=model_name, dim=dim)
+    index.tables_analyze()  # a scan right after a bulk load must not be planned on empty statistics
     ids = list(image_ids)
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
