@@ -336,7 +336,9 @@ def changed_share(a: Features, b: Features, model: np.ndarray) -> float:
     """
     if a.rgb is None or b.rgb is None:
         return 0.0
-    small_a, warped, content = _aligned_content(a, b, model, side=CHANGED_SIDE)
+    small_a, warped, inner = _aligned_rgb(a, b, model, side=CHANGED_SIDE)
+    # Content in either: a garment on one side and background on the other is a change.
+    content = inner & ((small_a.mean(axis=2) < WHITE_LEVEL) | (warped.mean(axis=2) < WHITE_LEVEL))
     if content.sum() < 16:
         return 0.0
     small_a = cv2.GaussianBlur(small_a, (CHANGED_BLUR, CHANGED_BLUR), 0)
@@ -351,9 +353,9 @@ def changed_share(a: Features, b: Features, model: np.ndarray) -> float:
     return round(float(changed.mean()), 3)
 
 
-def _aligned_content(a: Features, b: Features, model: np.ndarray, *, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """a and b (warped into a's frame) at ``side`` pixels (long side) as float arrays, and
-    the mask of the pixels inside both that are not white background in both."""
+def _aligned_rgb(a: Features, b: Features, model: np.ndarray, *, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The colour counterpart of ``_aligned``: a and b (warped into a's frame) at ``side`` pixels (long side) as float arrays, and
+    the mask of the pixels inside both pictures (eroded by a pixel)."""
     scale = side / FEATURE_SIDE
     size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
     small_a = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA).astype(np.float64)
@@ -361,8 +363,7 @@ def _aligned_content(a: Features, b: Features, model: np.ndarray, *, side: int) 
     warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
     inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
     inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    content = inner & ((small_a.mean(axis=2) < WHITE_LEVEL) | (warped.mean(axis=2) < WHITE_LEVEL))
-    return small_a, warped, content
+    return small_a, warped, inner
 
 
 def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
@@ -376,13 +377,7 @@ def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
     """
     if a.rgb is None or b.rgb is None:
         return 0.0
-    scale = ALIGN_SIDE / FEATURE_SIDE
-    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
-    small_a = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA).astype(np.float64)
-    to_small = cv2.invertAffineTransform(model) * scale
-    warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
-    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
-    inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    small_a, warped, inner = _aligned_rgb(a, b, model, side=ALIGN_SIDE)
     # Content in both: a garment edge a pixel off (one side white) is not a colour change.
     content = inner & (small_a.mean(axis=2) < WHITE_LEVEL) & (warped.mean(axis=2) < WHITE_LEVEL)
     if content.sum() < 16:
