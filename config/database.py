@@ -52,3 +52,27 @@ def database_config(*, conn_max_age: int = 60) -> dict:
     if not config.get("HOST") and "host" in config.get("OPTIONS", {}):
         config["HOST"] = config["OPTIONS"].pop("host")
     return config
+
+
+# Replica connections give up quickly: a replica that does not answer is left out and the
+# read goes to the primary (config.replicas), which beats a request waiting 30 s.
+REPLICA_CONNECT_TIMEOUT_SECONDS = 2
+
+
+def replica_database_configs(*, conn_max_age: int = 60) -> dict[str, dict]:
+    """``DATABASE_REPLICA_URLS`` (comma-separated) as aliases ``replica1``, ``replica2``, ...
+
+    In the test suite they mirror ``default`` (Django's test runner then reads the test
+    database through them, as on a real replica); tests/config/test_replicas.py starts a
+    real streaming replica of its own.
+    """
+    urls = [u.strip() for u in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
+    configs = {}
+    for n, url in enumerate(urls, start=1):
+        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
+        if not config.get("HOST") and "host" in config.get("OPTIONS", {}):
+            config["HOST"] = config["OPTIONS"].pop("host")
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", REPLICA_CONNECT_TIMEOUT_SECONDS)
+        config["TEST"] = {"MIRROR": "default"}
+        configs[f"replica{n}"] = config
+    return configs

@@ -24,6 +24,13 @@ from shop.selectors import product_get_active
 from visualsearch.serializers import THROTTLED, error_response, field_errors_response
 from visualsearch.throttles import ScopedThrottle
 
+# Shared by the product endpoints' schemas.
+PRODUCT_ID = OpenApiParameter(
+    "product_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A product's `id` (as in search results).",
+    examples=[OpenApiExample("A product", value=1)],
+)
+NO_SUCH_PRODUCT = error_response("No active product with this id (unknown, or hidden).", **{"Unknown or hidden": "No such product."})
+
 
 class ProductSimilarApi(APIView):
     authentication_classes: list[Any] = []  # public, anonymous, read-only
@@ -44,10 +51,7 @@ class ProductSimilarApi(APIView):
         ),
         parameters=[
             SimilarQuerySerializer,
-            OpenApiParameter(
-                "product_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A product's `id` (as in search results).",
-                examples=[OpenApiExample("A product", value=1)],
-            ),
+            PRODUCT_ID,
         ],
         responses={
             200: SimilarListSerializer,
@@ -55,7 +59,7 @@ class ProductSimilarApi(APIView):
                 "Invalid `k` or `same_category`.",
                 **{"k out of bounds": {"k": ["Ensure this value is less than or equal to 100."]}},
             ),
-            404: error_response("No active product with this id (unknown, or hidden).", **{"Unknown or hidden": "No such product."}),
+            404: NO_SUCH_PRODUCT,
             429: THROTTLED,
         },
         tags=["recommendations"],
@@ -87,14 +91,11 @@ class ProductCompleteLookApi(APIView):
             "image is embedded; `groups` is empty when no look is known."
         ),
         parameters=[
-            OpenApiParameter(
-                "product_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A product's `id` (as in search results).",
-                examples=[OpenApiExample("A product", value=1)],
-            ),
+            PRODUCT_ID,
         ],
         responses={
             200: CompleteLookSerializer,
-            404: error_response("No active product with this id (unknown, or hidden).", **{"Unknown or hidden": "No such product."}),
+            404: NO_SUCH_PRODUCT,
             429: THROTTLED,
         },
         tags=["recommendations"],

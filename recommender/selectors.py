@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db import connection
+from django.db import connections, router
 
 from recommender import history, outfits
 from recommender.models import ProductLook, ProductView
@@ -199,7 +199,7 @@ def _near_identical(*, image_ids: Sequence[int], product_ids: Sequence[int], mod
         f"SELECT DISTINCT a.product_id, b.product_id FROM rows a JOIN rows b "
         f"ON a.product_id < b.product_id AND a.dim = b.dim WHERE (a.vector <=> b.vector) <= %s"
     )
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(ImageEmbedding)].cursor() as cursor:  # a replica when allowed
         cursor.execute(sql, [model_name or active_model_name(), list(image_ids), list(product_ids), 1.0 - NEAR_IDENTICAL_SIMILARITY])
         pairs = cursor.fetchall()
     near: dict[int, set[int]] = {}

@@ -3,16 +3,13 @@ product's look is one row, overwritten)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from celery import shared_task
-from django.db import transaction
 
+from config.enqueue import enqueue_on_commit
 from recommender import services
 from visualsearch.tasks import RETRIED
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(**RETRIED)
@@ -29,13 +26,5 @@ def looks_schedule(*, product_ids: Sequence[int]) -> None:
     """Enqueue "Complete the look" of ``product_ids`` once the current transaction commits.
     A broker failure loses nothing: the sweep computes missing looks."""
     ids = list(dict.fromkeys(product_ids))
-    if not ids:
-        return
-
-    def send() -> None:
-        try:
-            product_looks_refresh.delay(ids)
-        except Exception:  # noqa: BLE001 - any broker failure; the sweep recovers
-            logger.exception("Could not enqueue the looks of products %s; the sweep will compute them", ids)
-
-    transaction.on_commit(send)
+    if ids:
+        enqueue_on_commit(product_looks_refresh, ids, what=f"the looks of products {ids}", recovered_by="the sweep will compute them")

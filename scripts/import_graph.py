@@ -35,6 +35,8 @@ SKIP_DIRS = {"tests", "migrations", ".venv", "node_modules", "var", "static", "t
 LAYERS: list[tuple[str, int]] = [
     ("config.settings", 0),
     ("config.database", 0),
+    ("config.replicas", 0),
+    ("config.enqueue", 0),  # on-commit enqueue that survives a broker outage: Django only  # the read-replica router and middleware: Django only
     ("shop", 1),
     ("visualsearch.embedding", 1),
     ("visualsearch.duplicates.detection", 1),  # pure hashing arithmetic, no Django

@@ -87,3 +87,21 @@ class ProductImageFactory(factory.django.DjangoModelFactory):
             product=product, image=image_check(data), position=position, announce=False
         )
         return row
+
+
+def category_tree():
+    """``category("Apparel", "Topwear", "Tshirts")``: creates each level of the path once,
+    slugged as the demo import does ("apparel-topwear-tshirts"), and returns the leaf."""
+    made: dict[tuple[str, ...], object] = {}
+
+    def category(*path: str):
+        parent = None
+        for depth in range(1, len(path) + 1):
+            key = path[:depth]
+            if key not in made:
+                slug = "-".join(part.lower().replace(" ", "-") for part in key)
+                made[key] = CategoryFactory(name=path[depth - 1], slug=slug, parent=parent)
+            parent = made[key]
+        return parent
+
+    return category

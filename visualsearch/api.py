@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import replicas
 from shop import images as shop_images
 from visualsearch import looks
 from visualsearch.forms import discard_body, photo_upload_handlers, request_too_large
@@ -106,6 +107,17 @@ class ImageSearchApi(APIView):
             discard_body(request._request)
             raise RequestTooLarge({"image": [shop_images.too_large_message()]})
 
+    @staticmethod
+    def _answers(*, search, args, common) -> list:
+        if args["box"] is not None:
+            try:
+                return [looks.look_results(box=args["photo"].scale_box(args["box"], search.width), **common)]
+            except BadBox as exc:
+                raise ValidationError({"box": [str(exc)]}) from exc
+        default = looks.look_default_item(search)
+        order = [default] + [n for n in range(len(search.items)) if n != default]
+        return [looks.look_results(item=n, **common) for n in order]
+
     @extend_schema(
         operation_id="search_by_image",
         summary="Find the garments in a photo and the products that look like each",
@@ -133,13 +145,9 @@ class ImageSearchApi(APIView):
         uploaded = args["photo"]
         search = looks.look_create(photo=uploaded.image, locate=args["detect"] and args["box"] is None)
         common = {"search": search, "k": args["k"], "filters": args["filters"], "auto_category": args["auto_category"]}
-        if args["box"] is not None:
-            try:
-                answers = [looks.look_results(box=uploaded.scale_box(args["box"], search.width), **common)]
-            except BadBox as exc:
-                raise ValidationError({"box": [str(exc)]}) from exc
-        else:
-            order = [looks.look_default_item(search)] + [n for n in range(len(search.items)) if n != looks.look_default_item(search)]
-            answers = [looks.look_results(item=n, **common) for n in order]
+        # The search itself was written on the primary; what follows only reads the
+        # catalogue and the index (the kept search is in memory), so a read replica may
+        # answer it (config/replicas.py; the primary when none is configured or healthy).
+        answers = replicas.read_with_fallback(lambda: self._answers(search=search, args=args, common=common))
         scale = uploaded.original_size[0] / search.width
         return Response(image_search_data(search=search, answers=answers, scale=scale, request=request))

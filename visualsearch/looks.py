@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from config import replicas
 from shop.filters import ProductFilters
 from visualsearch.categories import category_decide
 from visualsearch.colour import ColourProfile, garment_profile
@@ -117,7 +118,12 @@ def look_create(*, photo: Image.Image, locate: bool = True) -> PhotoSearch:
 
 def look_get(*, search_id) -> PhotoSearch | None:
     """The search, or None when it never existed or has expired."""
-    return PhotoSearch.objects.filter(id=search_id, expires_at__gt=timezone.now()).first()
+    # A link shared seconds after the search was made may reach a read replica that has
+    # not replayed it yet: a miss there is asked again of the primary (one primary-key
+    # lookup, only on misses), so the link never says "gone" for a search that exists.
+    return replicas.primary_if_missing(
+        lambda: PhotoSearch.objects.filter(id=search_id, expires_at__gt=timezone.now()).first()
+    )
 
 
 def look_items(search: PhotoSearch) -> list[LookItem]:

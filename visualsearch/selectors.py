@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, router, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from pgvector import HalfVector
@@ -216,7 +216,10 @@ def nearest_hits(
             vector=vector, dim=dim, model_name=model_name, filters=filters, exclude=exclude_product_ids, limit=limit
         )
         sql, params = query.query.sql_with_params()
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Raw SQL does not pass through the database router: ask it (a read replica when the
+    # request allows one, config/replicas.py).
+    alias = router.db_for_read(ImageEmbedding)
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         index.execute_search(cursor, sql, list(params))
         rows = [(pid, iid, float(distance), sha if has_copies else None) for pid, iid, distance, sha, has_copies in cursor.fetchall()]
     shared = {sha: distance for _, _, distance, sha in rows if sha is not None}

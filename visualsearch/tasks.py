@@ -3,15 +3,13 @@ upserts and detection flags each pair once), so at-least-once delivery does no h
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
+from config.enqueue import enqueue_on_commit
 from visualsearch import indexing, looks, pipeline
-
-logger = logging.getLogger(__name__)
 
 # Tasks that write embeddings: redelivered if a worker dies, and retried when the database
 # restarts or a connection drops (bad input is not worth retrying).
@@ -42,16 +40,8 @@ def embedding_schedule(*, image_ids: Sequence[int]) -> None:
     the periodic sweep embeds them when the broker is back.
     """
     ids = list(image_ids)
-    if not ids:
-        return
-
-    def send() -> None:
-        try:
-            embed_images.delay(ids)
-        except Exception:  # noqa: BLE001 - any broker failure; the sweep recovers
-            logger.exception("Could not enqueue embedding of images %s; the sweep will retry", ids)
-
-    transaction.on_commit(send)
+    if ids:
+        enqueue_on_commit(embed_images, ids, what=f"embedding of images {ids}", recovered_by="the sweep will retry")
 
 
 @shared_task(**RETRIED)

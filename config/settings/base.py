@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from config.database import database_config
+from config.database import database_config, replica_database_configs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -54,6 +54,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Around everything that reads the database (sessions included): which reads may go
+    # to a replica, and the read-your-writes cookie after a write.
+    "config.replicas.ReplicaReadsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,6 +86,15 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_config(conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+# Read replicas (config/replicas.py): search and listing reads of the storefront and the
+# public API; writes, staff pages, workers and commands use the primary.
+DATABASES.update(replica_database_configs(conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60"))))
+DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
+DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
+# A replica further behind than this (seconds) is left out until it catches up.
+DATABASE_REPLICA_MAX_LAG = float(os.environ.get("DATABASE_REPLICA_MAX_LAG", "5"))
+# Staff pages read what they are about to change: always the primary.
+DATABASE_REPLICA_PRIMARY_PATHS = ("/admin/", "/review/", "/staff/")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

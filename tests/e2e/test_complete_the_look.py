@@ -17,8 +17,8 @@ import pytest
 
 from lab.datasets import catalog_read
 from recommender.models import ProductLook
-from shop.models import Category, Product
-from tests.factories import CategoryFactory, MerchantFactory, ProductFactory, ProductImageFactory
+from shop.models import Product
+from tests.factories import MerchantFactory, ProductFactory, ProductImageFactory, category_tree
 from visualsearch.embedding.config import DEFAULT_MODEL
 from visualsearch.indexing import images_embed
 from visualsearch.selectors import active_model_forget
@@ -41,17 +41,7 @@ def worn_shop(shared_catalog: Path, settings) -> dict[str, list[Product]]:
     settings.VISUALSEARCH_MODEL = DEFAULT_MODEL  # the category head names what is worn
     active_model_forget()
     merchant = MerchantFactory(name="Myntra", slug="myntra")
-    categories: dict[str, Category] = {}
-
-    def category(*path: str) -> Category:
-        parent = None
-        for depth in range(1, len(path) + 1):
-            key = " > ".join(path[:depth])
-            if key not in categories:
-                slug = "-".join(part.lower().replace(" ", "-") for part in path[:depth])
-                categories[key] = CategoryFactory(name=path[depth - 1], slug=slug, parent=parent)
-            parent = categories[key]
-        return parent
+    category = category_tree()
 
     items = sorted(catalog_read(shared_catalog), key=lambda item: int(item.id))
     by_id = {item.id: item for item in items}

@@ -20,7 +20,7 @@ import pytest
 
 from lab.datasets import catalog_read
 from shop.models import Product
-from tests.factories import CategoryFactory, MerchantFactory, ProductFactory, ProductImageFactory, make_image_bytes
+from tests.factories import CategoryFactory, MerchantFactory, ProductFactory, ProductImageFactory, category_tree, make_image_bytes
 from visualsearch.indexing import images_embed
 
 # Playwright's sync API runs an asyncio loop in this thread; the test body only creates
@@ -51,17 +51,7 @@ INTERESTS = {"Flats": "shoes", "Heels": "shoes", "Tshirts": "polo", "Messenger B
 def real_shop(shared_catalog: Path) -> dict[str, list[Product]]:
     """A small shop of real catalogue photos, categorised as the demo import does, embedded."""
     merchant = MerchantFactory(name="Myntra", slug="myntra")
-    categories: dict[str, object] = {}
-
-    def category(*path: str):
-        parent = None
-        for depth in range(1, len(path) + 1):
-            key = " > ".join(path[:depth])
-            if key not in categories:
-                slug = "-".join(part.lower().replace(" ", "-") for part in path[:depth])
-                categories[key] = CategoryFactory(name=path[depth - 1], slug=slug, parent=parent)
-            parent = categories[key]
-        return parent
+    category = category_tree()
 
     items = sorted(catalog_read(shared_catalog), key=lambda item: int(item.id))
     shop: dict[str, list[Product]] = {}
