@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recommender.selectors import SIMILAR_DEFAULT_K, CompleteLook, SimilarProducts
-from visualsearch.serializers import ListingSerializer, ProductMatchSerializer
+from visualsearch.serializers import ListingSerializer, ProductMatchSerializer, match_data
 
 
 class SimilarQuerySerializer(serializers.Serializer):
@@ -52,14 +52,11 @@ class SimilarListSerializer(serializers.Serializer):
 
 
 def similar_data(similar: SimilarProducts, *, request: Any) -> dict[str, Any]:
-    return SimilarListSerializer(
-        {
-            "results": similar.matches,
-            "category_used": similar.category.slug if similar.category is not None else None,
-            "note": similar.note,
-        },
-        context={"request": request},
-    ).data
+    return {
+        "results": [match_data(match, request=request) for match in similar.matches],
+        "category_used": similar.category.slug if similar.category is not None else None,
+        "note": similar.note,
+    }
 
 
 class LookGroupSerializer(serializers.Serializer):

