@@ -45,13 +45,16 @@ def database_url_from_settings(settings_dict: dict) -> str:
     return f"postgresql://{user}:{password}@{host}:{settings_dict['PORT'] or 5432}/{name}"
 
 
-def database_config(*, conn_max_age: int = 60) -> dict:
-    url = os.environ.get("DATABASE_URL") or embedded_database_url()
+def _connection_config(url: str, *, conn_max_age: int) -> dict:
     config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
     # A socket directory arrives as ?host=...; Django's HOST is where tools look for it.
     if not config.get("HOST") and "host" in config.get("OPTIONS", {}):
         config["HOST"] = config["OPTIONS"].pop("host")
     return config
+
+
+def database_config(*, conn_max_age: int = 60) -> dict:
+    return _connection_config(os.environ.get("DATABASE_URL") or embedded_database_url(), conn_max_age=conn_max_age)
 
 
 # Replica connections give up quickly: a replica that does not answer is left out and the
@@ -69,9 +72,7 @@ def replica_database_configs(*, conn_max_age: int = 60) -> dict[str, dict]:
     urls = [u.strip() for u in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
     configs = {}
     for n, url in enumerate(urls, start=1):
-        config = dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
-        if not config.get("HOST") and "host" in config.get("OPTIONS", {}):
-            config["HOST"] = config["OPTIONS"].pop("host")
+        config = _connection_config(url, conn_max_age=conn_max_age)
         config.setdefault("OPTIONS", {}).setdefault("connect_timeout", REPLICA_CONNECT_TIMEOUT_SECONDS)
         config["TEST"] = {"MIRROR": "default"}
         configs[f"replica{n}"] = config

@@ -135,12 +135,11 @@ class ReplicaMonitor:
         now = time.monotonic()
         with self._lock:
             known = self._health.get(alias)
-        if known is not None and not refresh:
-            wait = REPLICA_CHECK_SECONDS if known.usable else REPLICA_RETRY_SECONDS
-            if now - known.checked_at < wait:
+        if known is not None:
+            age = now - known.checked_at
+            # A down replica is not re-tried early, even for a fresh position (``refresh``).
+            if (not known.usable and age < REPLICA_RETRY_SECONDS) or (known.usable and not refresh and age < REPLICA_CHECK_SECONDS):
                 return known
-        if known is not None and not known.usable and refresh and now - known.checked_at < REPLICA_RETRY_SECONDS:
-            return known  # a down replica is not re-tried early, even for a fresh position
         checked = self._check(alias)
         with self._lock:
             self._health[alias] = checked
@@ -334,15 +333,11 @@ class ReplicaReadsMiddleware:
             return self.get_response(request)
         wrote = request.method not in SAFE_METHODS
         if self._replica_allowed(request):
-            policy_seen: list[ReadPolicy] = []
-
-            def respond():
-                policy_seen.append(_policy.get())
-                return self.get_response(request)
-
-            min_lsn = lsn_parse(request.COOKIES.get(WRITE_LSN_COOKIE))
-            response = read_with_fallback(respond, min_lsn=min_lsn)
-            wrote = any(p is not None and p.wrote for p in policy_seen)
+            # No read_with_fallback here: Django turns a view's exception into a response
+            # before it gets back to this middleware; process_exception is the fallback.
+            with replica_reads(min_lsn=lsn_parse(request.COOKIES.get(WRITE_LSN_COOKIE))) as policy:
+                response = self.get_response(request)
+            wrote = policy.wrote
         else:
             with primary_reads():
                 response = self.get_response(request)

@@ -58,6 +58,10 @@ THROTTLED = error_response(
 )
 
 
+def _absolute(request: Any, path: str) -> str:
+    return request.build_absolute_uri(path) if request is not None else path
+
+
 @extend_schema_field(OpenApiTypes.BINARY)
 class PhotoField(serializers.FileField):
     """A file upload; documented as binary (drf-spectacular says "uri" for a FileField
@@ -159,9 +163,7 @@ class ListingSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, product: Product) -> str:
-        request = self.context.get("request")
-        path = product.get_absolute_url()
-        return request.build_absolute_uri(path) if request is not None else path
+        return _absolute(self.context.get("request"), product.get_absolute_url())
 
 
 class ProductMatchSerializer(serializers.Serializer):
@@ -182,20 +184,16 @@ class ProductMatchSerializer(serializers.Serializer):
     def get_image_url(self, match: ProductMatch) -> str | None:
         # The primary image, as on the storefront's cards (prefetched by the selector).
         image = match.product.primary_image
-        return self._absolute(image.image.url) if image else None
+        return _absolute(self.context.get("request"), image.image.url) if image else None
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, match: ProductMatch) -> str:
-        return self._absolute(match.product.get_absolute_url())
+        return _absolute(self.context.get("request"), match.product.get_absolute_url())
 
     @extend_schema_field(OpenApiTypes.FLOAT)
     def get_score(self, match: ProductMatch) -> float:
         """Cosine similarity to the query, 1.0 for an identical picture."""
         return round(float(match.score), 4)
-
-    def _absolute(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
 
 
 # The responses are built by plain functions: the serializers above describe them for the
@@ -206,10 +204,6 @@ class ProductMatchSerializer(serializers.Serializer):
 
 
 CENTS = Decimal("0.01")
-
-
-def _absolute(request: Any, path: str) -> str:
-    return request.build_absolute_uri(path) if request is not None else path
 
 
 def _price(value: Decimal) -> str:

@@ -85,10 +85,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_config(conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+DB_CONN_MAX_AGE = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
+DATABASES = {"default": database_config(conn_max_age=DB_CONN_MAX_AGE)}
 # Read replicas (config/replicas.py): search and listing reads of the storefront and the
 # public API; writes, staff pages, workers and commands use the primary.
-DATABASES.update(replica_database_configs(conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60"))))
+DATABASES.update(replica_database_configs(conn_max_age=DB_CONN_MAX_AGE))
 DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
 DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
 # A replica further behind than this (seconds) is left out until it catches up.
