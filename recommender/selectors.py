@@ -12,6 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connections, router
 
 from recommender import history, outfits
@@ -149,27 +151,32 @@ def _fill_similar(
             return
 
 
-def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> SimilarProducts:
-    """Active products that look most like ``product``, best first, excluding itself and its
-    confirmed duplicates; products showing the very same photo fold into one card.
+# The similar strips' cards (ids and scores, not the products) are kept in the cache for
+# ``RECOMMENDER_SIMILAR_TTL`` seconds: a hit saved about 7 of the 13 ms of a similar-items
+# request in process on the demo catalogue (the product's vector, its confirmed duplicates
+# and the HNSW search; 2026-12-06, docs/benchmarks.md "Similar strips cached"), and those
+# change only when the catalogue's embeddings do. The products are always loaded fresh, so
+# a hidden product never shows and prices are current; what can be stale, for at most the
+# TTL, is which neighbours are listed (a product embedded by ``embed_catalog`` appears in
+# other strips then; one embedded by the workers at once: ``services.similar_cache_forget``
+# on ``images_embedded``).
+SIMILAR_CACHE_GENERATION_KEY = "recommender:similar:generation"
 
-    With ``same_category``, the product's category first; when it holds fewer than ``k``
-    similar products, its parent's (then the grandparent's ...) fill the rest of the strip,
-    after the category's own, and ``SimilarProducts.category`` says which one was used.
-    Empty when the product has no embedding yet (just uploaded, worker not done).
-    """
-    requested = product.category if same_category else None
-    model_name = active_model_name()  # once: the product's vector and the searches use the same model
-    vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
-    if vector is None:
-        return SimilarProducts(matches=[], category=requested, requested_category=requested, k=k)
+
+def _similar_cache_key(*, model_name: str, product_id: int, k: int, same_category: bool) -> str:
+    return f"recommender:similar:{model_name}:{product_id}:{k}:{int(same_category)}"
+
+
+def _similar_compute(
+    *, product: Product, vector: np.ndarray, k: int, requested: Category | None, model_name: str
+) -> tuple[list[_Card], dict[int, Product], Category | None]:
     seen = {product.id} | confirmed_duplicate_ids(product_id=product.id)
     cards: list[_Card] = []
     by_sha: dict[str, _Card] = {}
     products: dict[int, Product] = {}
-    if not same_category:
+    if requested is None:
         _fill_similar(vector=vector, k=k, filters=None, seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
-        return SimilarProducts(matches=_recommendations(cards, products), k=k)
+        return cards, products, None
     used = requested
     _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
     if len(cards) < k:
@@ -179,6 +186,44 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
             _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
             if len(cards) >= k:
                 break
+    return cards, products, used
+
+
+def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> SimilarProducts:
+    """Active products that look most like ``product``, best first, excluding itself and its
+    confirmed duplicates; products showing the very same photo fold into one card.
+
+    With ``same_category``, the product's category first; when it holds fewer than ``k``
+    similar products, its parent's (then the grandparent's ...) fill the rest of the strip,
+    after the category's own, and ``SimilarProducts.category`` says which one was used.
+    Empty when the product has no embedding yet (just uploaded, worker not done).
+
+    A repeated request within ``RECOMMENDER_SIMILAR_TTL`` seconds reads the cards from the
+    cache and costs one cache read and the two queries that load the products.
+    """
+    requested = product.category if same_category else None
+    model_name = active_model_name()  # once: the product's vector and the searches use the same model
+    ttl = settings.RECOMMENDER_SIMILAR_TTL
+    key = _similar_cache_key(model_name=model_name, product_id=product.id, k=k, same_category=same_category)
+    if ttl > 0:
+        got = cache.get_many([key, SIMILAR_CACHE_GENERATION_KEY])
+        kept, generation = got.get(key), got.get(SIMILAR_CACHE_GENERATION_KEY)
+        if kept is not None and kept[0] == generation:
+            _, rows, used_id = kept
+            cards = [_Card(product_id=pid, image_id=iid, score=score, copies=list(copies)) for pid, iid, score, copies in rows]
+            used = requested
+            if used is not None and used_id != used.id:
+                used = next((c for c in category_path(slug=requested.slug) if c.id == used_id), requested)
+            return SimilarProducts(matches=_recommendations(cards, _load(cards)), category=used, requested_category=requested, k=k)
+    else:
+        generation = None
+    vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
+    if vector is None:
+        return SimilarProducts(matches=[], category=requested, requested_category=requested, k=k)
+    cards, products, used = _similar_compute(product=product, vector=vector, k=k, requested=requested, model_name=model_name)
+    if ttl > 0:
+        rows = [(c.product_id, c.image_id, c.score, tuple(c.copies)) for c in cards]
+        cache.set(key, (generation, rows, used.id if used is not None else None), timeout=ttl)
     return SimilarProducts(matches=_recommendations(cards, products), category=used, requested_category=requested, k=k)
 
 

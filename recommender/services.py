@@ -1,19 +1,22 @@
 """Writes of the recommender: the viewing history (session for visitors, rows for shoppers)
-and the precomputed "Complete the look" of each product."""
+the precomputed "Complete the look" of each product, and dropping the cached similar strips."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from recommender import history, outfits
 from recommender.models import ProductLook, ProductView
+from recommender.selectors import SIMILAR_CACHE_GENERATION_KEY
 from shop.models import Product, ProductImage
 from shop.selectors import category_nodes
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
@@ -22,6 +25,12 @@ from visualsearch.reader import DECODE_ERRORS, stored_image_open
 from visualsearch.selectors import active_model_name, product_vectors
 
 logger = logging.getLogger(__name__)
+
+
+def similar_cache_forget() -> None:
+    """Invalidate every cached similar strip (in every process sharing the cache): after
+    new vectors of the active model were stored."""
+    cache.set(SIMILAR_CACHE_GENERATION_KEY, time.time_ns(), timeout=None)
 
 
 def product_view_record(*, user, session, product_id: int) -> None:

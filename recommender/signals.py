@@ -1,12 +1,14 @@
 """Wiring (connected in ``RecommenderConfig.ready``): a visitor who signs in keeps what they
-viewed before; a product whose photo was embedded again gets its "Complete the look" refreshed."""
+viewed before; a product whose photo was embedded again gets its "Complete the look" refreshed,
+and the cached similar strips are dropped."""
 
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
 from django.dispatch import receiver
 
-from recommender.services import history_merge_session
+from recommender.services import history_merge_session, similar_cache_forget
 from recommender.tasks import looks_schedule
 from visualsearch.events import images_embedded
 
@@ -23,3 +25,9 @@ def history_merge_on_login(sender, request, user, **kwargs) -> None:
 @receiver(images_embedded, dispatch_uid="recommender_looks_after_embedding")
 def looks_after_embedding(sender, *, product_ids, **kwargs) -> None:
     looks_schedule(product_ids=product_ids)
+
+
+@receiver(images_embedded, dispatch_uid="recommender_similar_after_embedding")
+def similar_after_embedding(sender, **kwargs) -> None:
+    # After the commit: a strip computed before it and cached later is dropped too.
+    transaction.on_commit(similar_cache_forget)

@@ -241,6 +241,9 @@ VISUALSEARCH_ACTIVE_MODEL_TTL = float(os.environ.get("VISUALSEARCH_ACTIVE_MODEL_
 # and its product counts, re-read at most this often (seconds) per process.
 VISUALSEARCH_SHELVES_TTL = float(os.environ.get("VISUALSEARCH_SHELVES_TTL", "60"))
 VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256"))
+# Similar-items strips (their cards, not the products) are cached this long (seconds) in the
+# default cache; 0 turns the cache off. New vectors from the workers invalidate them at once.
+RECOMMENDER_SIMILAR_TTL = float(os.environ.get("RECOMMENDER_SIMILAR_TTL", "60"))
 
 # Celery --------------------------------------------------------------------------------
 # Without REDIS_URL (the demo) tasks run eagerly, in the process that enqueues them.

@@ -242,13 +242,46 @@ def _ann(options: BenchOptions, result: dict, save: Callable[[], None], log) -> 
         conn.close()
 
 
-# The two API endpoints the HTTP section measures: report key -> the locustfile's kind.
-HTTP_ENDPOINTS = {"similar": "similar", "search_image_single": "search_single", "search_image": "search"}
+# The API endpoints the HTTP section measures: report key -> (the locustfile's kind, how many
+# of the plan's products it asks for; None: all of them).
+HTTP_ENDPOINTS = {
+    "similar": ("similar", None),
+    # A shop's traffic is concentrated on its popular products: the same few strips, cached
+    # (RECOMMENDER_SIMILAR_TTL) in each worker after the warm-up.
+    "similar_popular": ("similar", 24),
+    "search_image_single": ("search_single", None),
+    "search_image": ("search", None),
+}
+# Measured on a second server with the similar-strip cache off: every request searches.
+HTTP_UNCACHED = {"similar_uncached": ("similar", None)}
+
+
+def _http_runs(*, server_url: str, endpoints: dict, targets: dict, options: BenchOptions, seconds: float, stem: str, out: dict,
+               log) -> None:
+    for name, (kind, products) in endpoints.items():
+        scope = targets if products is None else {**targets, "product_ids": targets["product_ids"][:products]}
+        plan = traffic_plan(targets=scope, seed=options.seed, photo_paths=options.photo_paths, api_mix={kind: 1.0})
+        plan_path = plan_write(path=options.out_dir / f"{stem}_http_{name}_plan.json", plan=plan)
+        warmup_seconds = QUICK_WARMUP_SECONDS if options.quick else WARMUP_SECONDS
+        runs = {}
+        # The warm-up first: every worker loads the model on its first photo search.
+        for tag, users, run_seconds in (("warmup", gunicorn.GUNICORN_WORKERS * 2, warmup_seconds), ("single_u1", 1, seconds),
+                                        (f"concurrent_u{options.http_clients}", options.http_clients, seconds)):
+            runs[tag] = locust_run(host=server_url, user_class="ApiClient", users=users, seconds=run_seconds,
+                                   plan_path=plan_path, report_prefix=options.out_dir / f"{stem}_http_{name}_{tag}")
+        single, loaded = runs["single_u1"], runs[f"concurrent_u{options.http_clients}"]
+        out[name] = {"single_client": single, "concurrent": loaded, "products": len(scope["product_ids"])}
+        log(
+            f"  {name}: single user p50 {fmt(single['p50'], 0)} ms p95 {fmt(single['p95'], 0)} ms; "
+            f"{options.http_clients} users p50 {fmt(loaded['p50'], 0)} ms p95 {fmt(loaded['p95'], 0)} ms "
+            f"p99 {fmt(loaded['p99'], 0)} ms, {loaded['throughput_rps']:.1f} req/s, {loaded['errors']} errors"
+        )
 
 
 def _http(options: BenchOptions, log) -> dict:
-    """Single-user and concurrent latency of the two API endpoints, one at a time: Locust's
-    ``ApiClient`` users (lab/benchmarks/locustfile.py) against gunicorn on loopback."""
+    """Single-user and concurrent latency of the API endpoints, one at a time: Locust's
+    ``ApiClient`` users (lab/benchmarks/locustfile.py) against gunicorn on loopback; then the
+    similar items again on a server with their cache off."""
     import os
 
     from django.conf import settings
@@ -266,36 +299,23 @@ def _http(options: BenchOptions, log) -> dict:
         "photos": min(len(options.photo_paths), PLAN_PHOTOS) or "generated",
         "load_generator": "locust (lab/benchmarks/locustfile.py, user class ApiClient)",
         "seconds": seconds,
+        "similar_cache_ttl": settings.RECOMMENDER_SIMILAR_TTL,
     }
-    server = gunicorn.gunicorn_start(
-        env_overrides=gunicorn.server_env(
-            settings_module=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
-            database_url=database_url_from_settings(connection.settings_dict),
-        ),
-        cwd=Path(settings.BASE_DIR),
-        log_path=options.out_dir / f"{stem}_gunicorn.log",
+    env = gunicorn.server_env(
+        settings_module=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
+        database_url=database_url_from_settings(connection.settings_dict),
     )
-    try:
-        for name, kind in HTTP_ENDPOINTS.items():
-            plan = traffic_plan(targets=targets, seed=options.seed, photo_paths=options.photo_paths,
-                                api_mix={kind: 1.0})
-            plan_path = plan_write(path=options.out_dir / f"{stem}_http_{name}_plan.json", plan=plan)
-            warmup_seconds = QUICK_WARMUP_SECONDS if options.quick else WARMUP_SECONDS
-            runs = {}
-            # The warm-up first: every worker loads the model on its first photo search.
-            for tag, users, run_seconds in (("warmup", gunicorn.GUNICORN_WORKERS * 2, warmup_seconds), ("single_u1", 1, seconds),
-                                            (f"concurrent_u{options.http_clients}", options.http_clients, seconds)):
-                runs[tag] = locust_run(host=server.url, user_class="ApiClient", users=users, seconds=run_seconds,
-                                       plan_path=plan_path, report_prefix=options.out_dir / f"{stem}_http_{name}_{tag}")
-            single, loaded = runs["single_u1"], runs[f"concurrent_u{options.http_clients}"]
-            out[name] = {"single_client": single, "concurrent": loaded}
-            log(
-                f"  {name}: single user p50 {fmt(single['p50'], 0)} ms p95 {fmt(single['p95'], 0)} ms; "
-                f"{options.http_clients} users p50 {fmt(loaded['p50'], 0)} ms p95 {fmt(loaded['p95'], 0)} ms "
-                f"p99 {fmt(loaded['p99'], 0)} ms, {loaded['throughput_rps']:.1f} req/s, {loaded['errors']} errors"
-            )
-    finally:
-        server.stop()
+    servers = [(env, HTTP_ENDPOINTS, "gunicorn")]
+    if settings.RECOMMENDER_SIMILAR_TTL > 0:
+        servers.append(({**env, "RECOMMENDER_SIMILAR_TTL": "0"}, HTTP_UNCACHED, "gunicorn_uncached"))
+    for server_env, endpoints, log_name in servers:
+        server = gunicorn.gunicorn_start(env_overrides=server_env, cwd=Path(settings.BASE_DIR),
+                                         log_path=options.out_dir / f"{stem}_{log_name}.log")
+        try:
+            _http_runs(server_url=server.url, endpoints=endpoints, targets=targets, options=options, seconds=seconds,
+                       stem=stem, out=out, log=log)
+        finally:
+            server.stop()
     return out
 
 
@@ -401,8 +421,13 @@ def filtered_rows(sizes: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def http_rows(res: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["endpoint", "clients", "requests", "errors", "p50 (ms)", "p95 (ms)", "p99 (ms)", "throughput (req/s)"]
-    names = {"similar": "GET /api/products/{id}/similar", "search_image_single": "POST /api/search/image (detect=false)",
-             "search_image": "POST /api/search/image (garments found, each searched)"}
+    names = {
+        "similar": "GET /api/products/{id}/similar",
+        "similar_popular": "GET /api/products/{id}/similar, 24 popular products (cached strips)",
+        "similar_uncached": "GET /api/products/{id}/similar, strip cache off",
+        "search_image_single": "POST /api/search/image (detect=false)",
+        "search_image": "POST /api/search/image (garments found, each searched)",
+    }
     rows = []
     for key, label in names.items():
         for mode in ("single_client", "concurrent"):
@@ -498,7 +523,10 @@ def bench_markdown(result: dict) -> str:
             parts += [f"{h['workers']} sync workers with {h.get('torch_threads_per_worker')} torch thread each, "
                       f"{h['catalogue_products_embedded']} embedded products, k = 12; after a warm-up, Locust users "
                       f"(ApiClient, lab/benchmarks/locustfile.py) for {fmt(h.get('seconds'), 0)} s each: one user "
-                      f"(sequential requests), then several at once.", "",
+                      f"(sequential requests), then several at once. Similar items ask for {h['similar'].get('products', 500)} "
+                      f"products uniformly at random, or for 24 only (a popular page: their strips cached after "
+                      f"the warm-up), then on a second server with the strip cache off (every request searches); "
+                      f"strip cache TTL {fmt(h.get('similar_cache_ttl'), 0)} s, per worker without REDIS_URL.", "",
                       md_table(*http_rows(h)), ""]
     if "sizes" in result.get("ann", {}):
         a = result["ann"]

@@ -110,14 +110,16 @@ def test_load_test_refuses_unknown_kinds_and_unbounded_runs(db, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_bench_http_section_measures_the_endpoints_with_locust(transactional_db, tmp_path):
+def test_bench_http_section_measures_the_endpoints_with_locust(transactional_db, tmp_path, settings):
     images = [ProductImageFactory(colour=(40 * i, 90, 200)) for i in range(4)]
     indexing.images_embed(image_ids=[img.id for img in images])
+    settings.RECOMMENDER_SIMILAR_TTL = 60  # the bench then measures similar items again with the cache off
 
     call_command("bench", "--quick", "--only", "http", "--http-seconds", "2", "--http-clients", "2", "--out", str(tmp_path))
 
     http = json.loads((tmp_path / "bench_quick.json").read_text())["http"]
-    for name in ("similar", "search_image_single", "search_image"):
+    assert http["similar"]["products"] == 4 and http["similar_popular"]["products"] == 4
+    for name in ("similar", "similar_popular", "similar_uncached", "search_image_single", "search_image"):
         single, concurrent = http[name]["single_client"], http[name]["concurrent"]
         assert single["users"] == 1 and concurrent["users"] == 2
         assert single["requests"] > 0 and single["errors"] == 0 and concurrent["errors"] == 0
@@ -125,4 +127,6 @@ def test_bench_http_section_measures_the_endpoints_with_locust(transactional_db,
     assert set(http["similar"]["concurrent"]["by_kind"]) == {"similar"}
     assert set(http["search_image"]["concurrent"]["by_kind"]) == {"search"}
     assert set(http["search_image_single"]["concurrent"]["by_kind"]) == {"search_single"}
-    assert "GET /api/products/{id}/similar | 1 |" in (tmp_path / "bench_quick.md").read_text()
+    report = (tmp_path / "bench_quick.md").read_text()
+    assert "GET /api/products/{id}/similar | 1 |" in report and "GET /api/products/{id}/similar, strip cache off | 1 |" in report
+    assert (tmp_path / "bench_quick_gunicorn_uncached.log").exists()
