@@ -365,5 +365,7 @@ class ReplicaReadsMiddleware:
             return None
         for alias in policy.used:
             monitor.mark_down(alias, f"failed during {request.method} {request.path}: {exception}".strip())
-        with primary_reads():
-            return match.func(request, *match.args, **match.kwargs)
+        # The same policy, pinned to the primary: a write of the second run (a signed-in
+        # shopper's product view) still sets the read-your-writes cookie.
+        policy.chosen = DEFAULT_DB_ALIAS
+        return match.func(request, *match.args, **match.kwargs)

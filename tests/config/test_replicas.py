@@ -276,12 +276,14 @@ def test_after_a_write_the_browser_reads_its_own_write_while_the_replica_lags(re
     assert catalogue_sql(queries.replica)
 
 
-def test_a_replica_that_goes_down_costs_no_error_page(replica, client, monkeypatch):
+def test_a_replica_that_goes_down_costs_no_error_page(replica, client, monkeypatch, django_user_model):
     catalogue = build_catalogue()
     product = catalogue.products["navy_tee"]
     replica.wait_for_replay()
     assert client.get(f"/products/{product.slug}/").status_code == 200
     assert replicas.monitor.health(ALIAS).usable
+    # Signed in: the page records the view in a row, a write on the primary.
+    client.force_login(django_user_model.objects.create_user("shopper", password="pw-12345678"))
     # The replica dies between the health check and the query: the check is trusted for
     # a while, so the view's own query is what fails.
     monkeypatch.setattr(replicas, "REPLICA_CHECK_SECONDS", 3600.0)
@@ -291,6 +293,8 @@ def test_a_replica_that_goes_down_costs_no_error_page(replica, client, monkeypat
         page = client.get(f"/products/{product.slug}/")
     assert page.status_code == 200 and product.title in page.content.decode()
     assert catalogue_sql(queries.primary)
+    # The page ran again on the primary, and its write still pins the browser's next reads.
+    assert page.cookies.get(replicas.WRITE_LSN_COOKIE) is not None
     health = replicas.monitor.health(ALIAS)
     assert not health.usable and "failed during GET" in health.reason
 
