@@ -46,3 +46,28 @@ def test_crumbs_and_a_plain_sheet_are_not_items():
     assert locate_garments(photo) == []
     assert locate_garments(sheet(seed=3)) == []
     assert locate_worn_garments(photo) == []  # nobody in the photo
+
+
+def test_a_garment_touching_the_border_is_the_item_not_the_background():
+    # A hoodie photographed close: its body runs off the left and right edges, so its navy
+    # is a third of the border's colours; only its white print would stand out from that.
+    photo = sheet(seed=4)
+    draw = ImageDraw.Draw(photo)
+    body = (0, 300, 900, 1000)
+    draw.rectangle(body, fill=(30, 40, 90))
+    draw.rectangle((380, 520, 520, 600), fill=(245, 245, 245))  # the print: 1 % of the photo
+    regions = locate_garments(photo)
+    assert regions, "the hoodie was taken for background"
+    assert iou(regions[0].box, body) >= 0.8, regions
+
+
+def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found():
+    # A rug under half the border: two background colours, the item on the lighter one.
+    photo = sheet(seed=5)
+    draw = ImageDraw.Draw(photo)
+    draw.rectangle((0, 700, 900, 1200), fill=(150, 110, 80))  # the rug: 42 % of the photo
+    item = (300, 250, 600, 550)
+    draw.rectangle(item, fill=(40, 130, 60))
+    regions = locate_garments(photo)
+    assert regions and max(iou(r.box, item) for r in regions) >= 0.5, regions
+    assert all(iou(r.box, (0, 700, 900, 1200)) < 0.5 for r in regions)  # the rug stays background
