@@ -47,8 +47,14 @@ PAD = 0.18
 # ids of the other parity than evaluate_looks' hold-out): 22 / 3 % found 0.57 of the garments
 # at precision 0.79 - a flip-flop or a shoe in a quarter of a phone photo covers 1-3 % of it,
 # and a pastel top on a pale sheet is 16-22 Lab units away; 16 / 2 % found 0.83 at 0.82.
+# Tried 2026-12-06 and not kept: reading at 240 px found more garments on 120 validation
+# composites (0.764 -> 0.810, precision 0.699 -> 0.723) but fewer on the hold-out (0.805 ->
+# 0.792, R@1 0.703 -> 0.681), for ~13 ms more per photo (docs/benchmarks.md, "Shop the look").
 ITEM_SIDE = 160
 ITEM_FOREGROUND_DISTANCE = 16.0
+# Foreground gaps this many pixels wide (at ITEM_SIDE) are closed: a garment's own seams and
+# prints stay one item.
+ITEM_CLOSING = 5
 # Colours of the border's background model (k-means): a plain sheet is one, a print two or three.
 BORDER_COLOURS = 3
 # A garment that fills the photo touches its border, so its colour joins the background
@@ -229,7 +235,7 @@ def _component_regions(image: Image.Image) -> list[GarmentRegion]:
     foreground = distance > ITEM_FOREGROUND_DISTANCE
     import cv2  # here, not at the top: opencv costs web processes ~0.3 s and 60 MB at start
 
-    foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((ITEM_CLOSING, ITEM_CLOSING), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
     sx, sy = width / w, height / h
     regions = []
