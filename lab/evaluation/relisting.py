@@ -49,7 +49,7 @@ GRID_INLIERS = (20, 25, 30, 40, 50, 60, 80)
 GRID_SHARE = (0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25)
 GRID_COLOUR = (3.0, 4.0, 6.0, 8.0, 1e9)
 GRID_COSINE = (0.3, 0.5, 0.6)
-GRID_CHANGED = (0.1, 0.15, 0.2, 0.25, 0.3, 1e9)
+GRID_DETAIL = (0.3, 0.35, 0.4, 0.5, 1e9)
 CROP_SMALL = 0.10  # "crops up to 10%": the largest share cut from one side
 
 
@@ -105,12 +105,12 @@ def choose_thresholds(pairs: list[Pair]) -> tuple[VerifyThresholds, dict]:
         for inliers in GRID_INLIERS:
             for share in GRID_SHARE:
                 for colour in GRID_COLOUR:
-                    for changed in GRID_CHANGED:
+                    for detail in GRID_DETAIL:
                         t = VerifyThresholds(min_inliers=inliers, min_inlier_share=share, max_colour_shift=colour,
-                                             min_cosine=cosine, max_changed=changed)
+                                             min_cosine=cosine, max_detail=detail)
                         m = _metrics(pairs, t)
                         if m["precision"] >= TARGET_PRECISION:
-                            feasible.append((m["recall"], (inliers, share, -colour, cosine, -changed), t, m))
+                            feasible.append((m["recall"], (inliers, share, -colour, cosine, -detail), t, m))
     if not feasible:
         return DEFAULT_VERIFY_THRESHOLDS, _metrics(pairs, DEFAULT_VERIFY_THRESHOLDS)
     best_recall = max(row[0] for row in feasible)
@@ -138,6 +138,7 @@ def pr_curve(pairs: list[Pair], thresholds: VerifyThresholds) -> list[dict]:
             max_colour_shift=thresholds.max_colour_shift,
             min_cosine=thresholds.min_cosine,
             max_changed=thresholds.max_changed,
+            max_detail=thresholds.max_detail,
         )
         m = _metrics(pairs, t)
         out.append({"min_inliers": inliers if inliers < 10**6 else None, "precision": round(m["precision"], 4), "recall": round(m["recall"], 4)})

@@ -71,6 +71,12 @@ MIN_COSINE = 0.3
 # composed edits (border + overlay + tone) more recall than it bought: at 0.3, held-out
 # recall 0.907 -> 0.840 at the same precision. No cap by default.
 MAX_CHANGED = 1.0
+# The share of textured windows whose fine detail disagrees (detail_difference): re-listed
+# copies p50 0.015, p95 0.33 on the benchmark (any edit, geometry passed); the demo
+# catalogue's same-pose series of other shirts 0.34-0.80 (p50 0.58), its real copies 0.0-0.2.
+# 0.5 is what the benchmark's calibration picks (docs/duplicates.md, 2026-12-06); with the
+# other thresholds as they were it costs the benchmark no copy and no precision.
+MAX_DETAIL = 0.5
 
 # Edits named in the evidence (guesses from the transform and the aligned pixels).
 EDIT_MIRROR = "mirrored"
@@ -96,6 +102,13 @@ CHANGED_GREY_Z = 0.75
 CHANGED_CHROMA = 0.06
 CHANGED_SIDE = 96
 CHANGED_BLUR = 3
+# detail_difference: windows of this many pixels (at FEATURE_SIDE), the detail being the
+# grey picture less its Gaussian blur of this sigma; a window counts where either side's
+# detail varies this much (grey levels), and disagrees below this correlation.
+DETAIL_WINDOW = 16
+DETAIL_SIGMA = 2.0
+DETAIL_MIN_STD = 6.0
+DETAIL_NCC = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,7 @@ class Verification:
     colour_shift: float = 0.0  # chromaticity distance of the aligned pictures (x100), see colour_shift()
     inlier_share: float = 0.0  # inliers / keypoints inside the overlap, the smaller side
     changed: float = 0.0  # changed_share() of the aligned pictures
+    detail: float = 0.0  # detail_difference() of the aligned pictures
     edits: tuple[str, ...] = ()
     transform: tuple[float, ...] = ()  # the affine model a -> b at FEATURE_SIDE, row-major 2x3
     # Where the matching points lie in each picture, as it is stored (not mirrored): the box
@@ -150,6 +164,7 @@ class Verification:
             "inlier_share": self.inlier_share,
             "colour_shift": self.colour_shift,
             "changed": self.changed,
+            "detail": self.detail,
             "mirrored": self.mirrored,
             "edits": list(self.edits),
         }
@@ -165,6 +180,7 @@ class VerifyThresholds:
     max_colour_shift: float = MAX_COLOUR_SHIFT
     min_cosine: float = MIN_COSINE
     max_changed: float = MAX_CHANGED
+    max_detail: float = MAX_DETAIL
 
     def passes(self, verification: Verification, *, cosine: float) -> bool:
         return (
@@ -173,6 +189,7 @@ class VerifyThresholds:
             and verification.inlier_share >= self.min_inlier_share
             and verification.colour_shift <= self.max_colour_shift
             and verification.changed <= self.max_changed
+            and verification.detail <= self.max_detail
         )
 
 
@@ -353,6 +370,48 @@ def changed_share(a: Features, b: Features, model: np.ndarray) -> float:
     return round(float(changed.mean()), 3)
 
 
+def detail_difference(a: Features, b: Features, model: np.ndarray) -> float:
+    """The share of the aligned pictures' textured windows whose fine detail disagrees.
+
+    Both pictures in a's frame at the feature side, or at the smaller original's long side
+    when one is smaller (a thumbnail has no finer detail to compare); the detail is the grey
+    picture less its blur (sigma DETAIL_SIGMA: stripes, weave, print, hair); windows of
+    DETAIL_WINDOW pixels inside both pictures, where either side has detail (standard
+    deviation DETAIL_MIN_STD), compared by normalised cross-correlation. A copy keeps its
+    detail through JPEG, resizing, tone changes and crops (the windows under a sticker
+    disagree); another shot of the same model in the same pose does not, wherever the
+    garment, the hair or a fold moved or changed, although the keypoints of the face and the
+    background give both a consistent transform.
+    """
+    side = min(FEATURE_SIDE, max(a.original_size), max(b.original_size))
+    scale = side / FEATURE_SIDE
+    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    grey_a = cv2.resize(a.grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    to_small = cv2.invertAffineTransform(model) * scale
+    grey_b = cv2.warpAffine(b.grey, to_small, size, flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
+    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    inside = cv2.erode((inside > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    detail_a = grey_a - cv2.GaussianBlur(grey_a, (0, 0), DETAIL_SIGMA)
+    detail_b = grey_b - cv2.GaussianBlur(grey_b, (0, 0), DETAIL_SIGMA)
+    w = max(8, round(DETAIL_WINDOW * scale))
+    rows, cols = size[1] // w, size[0] // w
+    if rows == 0 or cols == 0:
+        return 0.0
+
+    def windows(values: np.ndarray) -> np.ndarray:  # (rows * cols, w * w)
+        return values[: rows * w, : cols * w].reshape(rows, w, cols, w).swapaxes(1, 2).reshape(rows * cols, w * w)
+
+    xa, xb, whole = windows(detail_a), windows(detail_b), windows(inside).all(axis=1)
+    xa = xa - xa.mean(axis=1, keepdims=True)
+    xb = xb - xb.mean(axis=1, keepdims=True)
+    sa, sb = xa.std(axis=1), xb.std(axis=1)
+    textured = whole & (np.maximum(sa, sb) >= DETAIL_MIN_STD)
+    if not textured.any():
+        return 0.0
+    ncc = (xa * xb).mean(axis=1) / np.maximum(sa * sb, 1e-6)
+    return round(float((ncc[textured] < DETAIL_NCC).mean()), 3)
+
+
 def _aligned_rgb(a: Features, b: Features, model: np.ndarray, *, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The colour counterpart of ``_aligned``: a and b (warped into a's frame) at ``side`` pixels (long side) as float arrays, and
     the mask of the pixels inside both pictures (eroded by a pixel)."""
@@ -466,6 +525,7 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
         mirrored=mirrored,
         colour_shift=colour_shift(first, second, model),
         changed=changed_share(first, second, model),
+        detail=detail_difference(first, second, model),
         inlier_share=best.inlier_share,
         edits=edits,
         transform=tuple(round(float(v), 4) for v in model.ravel()),
