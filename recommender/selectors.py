@@ -8,6 +8,7 @@ for the cards that are shown.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from shop.selectors import category_nodes, category_path, product_get_by_ids
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import ProductMatch, active_model_name, nearest_product_ids, product_vectors
+
+logger = logging.getLogger(__name__)
 
 SIMILAR_DEFAULT_K = 12
 RECOMMENDED_DEFAULT_K = 12
@@ -167,6 +170,16 @@ def _similar_cache_key(*, model_name: str, product_id: int, k: int, same_categor
     return f"recommender:similar:{model_name}:{product_id}:{k}:{int(same_category)}"
 
 
+def _cache_call(method, *args, **kwargs):
+    """A cache read or write that fails open: the cache only saves work, so a cache server
+    that does not answer (Redis down, 0.5 s socket timeout) costs a computed strip, not a 500."""
+    try:
+        return method(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any backend's connection or timeout error
+        logger.warning("similar-strip cache unavailable: %s: %s", type(exc).__name__, exc)
+        return None
+
+
 def _similar_compute(
     *, product: Product, vector: np.ndarray, k: int, requested: Category | None, model_name: str
 ) -> tuple[list[_Card], dict[int, Product], Category | None]:
@@ -205,8 +218,9 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
     model_name = active_model_name()  # once: the product's vector and the searches use the same model
     ttl = settings.RECOMMENDER_SIMILAR_TTL
     key = _similar_cache_key(model_name=model_name, product_id=product.id, k=k, same_category=same_category)
+    generation = None
     if ttl > 0:
-        got = cache.get_many([key, SIMILAR_CACHE_GENERATION_KEY])
+        got = _cache_call(cache.get_many, [key, SIMILAR_CACHE_GENERATION_KEY]) or {}
         kept, generation = got.get(key), got.get(SIMILAR_CACHE_GENERATION_KEY)
         if kept is not None and kept[0] == generation:
             _, rows, used_id = kept
@@ -215,15 +229,13 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
             if used is not None and used_id != used.id:
                 used = next((c for c in category_path(slug=requested.slug) if c.id == used_id), requested)
             return SimilarProducts(matches=_recommendations(cards, _load(cards)), category=used, requested_category=requested, k=k)
-    else:
-        generation = None
     vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
     if vector is None:
         return SimilarProducts(matches=[], category=requested, requested_category=requested, k=k)
     cards, products, used = _similar_compute(product=product, vector=vector, k=k, requested=requested, model_name=model_name)
     if ttl > 0:
         rows = [(c.product_id, c.image_id, c.score, tuple(c.copies)) for c in cards]
-        cache.set(key, (generation, rows, used.id if used is not None else None), timeout=ttl)
+        _cache_call(cache.set, key, (generation, rows, used.id if used is not None else None), timeout=ttl)
     return SimilarProducts(matches=_recommendations(cards, products), category=used, requested_category=requested, k=k)
 
 

@@ -29,5 +29,6 @@ def looks_after_embedding(sender, *, product_ids, **kwargs) -> None:
 
 @receiver(images_embedded, dispatch_uid="recommender_similar_after_embedding")
 def similar_after_embedding(sender, **kwargs) -> None:
-    # After the commit: a strip computed before it and cached later is dropped too.
-    transaction.on_commit(similar_cache_forget)
+    # After the commit: a strip computed before it and cached later is dropped too. Robust:
+    # a cache that does not answer leaves the strips to their TTL; it does not fail the task.
+    transaction.on_commit(similar_cache_forget, robust=True)

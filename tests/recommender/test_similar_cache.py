@@ -78,3 +78,15 @@ def test_vectors_stored_by_the_workers_invalidate_the_strips(catalogue, cached, 
     after = product_similar(product=product, k=20)
     assert twin.id not in before
     assert after.matches[0].product.id == twin.id and after.matches[0].score > 0.99
+
+
+def test_a_cache_that_does_not_answer_costs_a_computed_strip_not_an_error(catalogue, cached, monkeypatch, caplog):
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    product = _product(catalogue, "red_tee")
+    expected = _ids(product_similar(product=product, k=5))
+    monkeypatch.setattr(cache, "get_many", down)
+    monkeypatch.setattr(cache, "set", down)
+    assert _ids(product_similar(product=product, k=5)) == expected
+    assert "similar-strip cache unavailable" in caplog.text
