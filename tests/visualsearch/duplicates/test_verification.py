@@ -162,3 +162,15 @@ def test_a_same_pose_shot_of_another_print_is_told_apart_by_its_detail(shared_ca
     assert relisted_passes and relisted.detail <= 0.2
     same, same_passes = check(catalogue_photo(13260), catalogue_photo(13259))
     assert same_passes and same.detail <= 0.2
+
+
+def test_where_the_detail_agrees_fewer_matching_points_and_a_saturation_edit_still_pass():
+    from visualsearch.duplicates.verification import Verification
+
+    t = DEFAULT_VERIFY_THRESHOLDS
+    worn = Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.12, colour_shift=10.0, detail=0.05)
+    assert t.passes(worn, cosine=0.8)  # a copy with 3-4 composed edits: few points, colours moved, detail kept
+    reshoot = Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.12, colour_shift=10.0, detail=0.3)
+    assert not t.passes(reshoot, cosine=0.8)  # the same numbers with the detail of another shot
+    assert not t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.6), cosine=0.8)
+    assert t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.4), cosine=0.8)
