@@ -1,4 +1,4 @@
-"""Writes of the recommender: the viewing history (session for visitors, rows for shoppers)
+"""Writes of the recommender: the viewing history (session for visitors, rows for shoppers),
 the precomputed "Complete the look" of each product, and dropping the cached similar strips."""
 
 from __future__ import annotations

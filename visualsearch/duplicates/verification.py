@@ -339,17 +339,26 @@ def _inside(points: np.ndarray, polygon: np.ndarray | None) -> int:
     return sum(cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points)
 
 
+def _frame(a: Features, b: Features, model: np.ndarray, *, side: float) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """a's frame at ``side`` pixels (long side): its size, the transform that takes b there
+    (b -> a at FEATURE_SIDE, then scaled), and the mask of the pixels b covers in it."""
+    scale = side / FEATURE_SIDE
+    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    to_small = cv2.invertAffineTransform(model) * scale
+    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    return size, to_small, inside > 0
+
+
+def _eroded(mask: np.ndarray, pixels: int) -> np.ndarray:
+    return cv2.erode(mask.astype(np.uint8), np.ones((pixels, pixels), np.uint8)) > 0
+
+
 def _aligned(a: Features, b: Features, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both pictures in a's frame at ALIGN_SIDE: (a, b warped, overlap mask)."""
-    scale = ALIGN_SIDE / FEATURE_SIDE
-    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    size, to_small, inside = _frame(a, b, model, side=ALIGN_SIDE)
     small_a = cv2.resize(a.grey, size, interpolation=cv2.INTER_AREA)
-    # b -> a at FEATURE_SIDE, then into ALIGN_SIDE coordinates.
-    inverse = cv2.invertAffineTransform(model)
-    to_small = inverse * scale
     warped = cv2.warpAffine(b.grey, to_small, size, flags=cv2.INTER_AREA, borderValue=0)
-    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
-    return small_a, warped, inside > 0
+    return small_a, warped, inside
 
 
 def changed_share(a: Features, b: Features, model: np.ndarray) -> float:
@@ -398,12 +407,10 @@ def detail_difference(a: Features, b: Features, model: np.ndarray) -> float:
     """
     side = min(FEATURE_SIDE, max(a.original_size), max(b.original_size))
     scale = side / FEATURE_SIDE
-    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    size, to_small, inside = _frame(a, b, model, side=side)
+    inside = _eroded(inside, 5)
     grey_a = cv2.resize(a.grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    to_small = cv2.invertAffineTransform(model) * scale
     grey_b = cv2.warpAffine(b.grey, to_small, size, flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
-    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
-    inside = cv2.erode((inside > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     detail_a = grey_a - cv2.GaussianBlur(grey_a, (0, 0), DETAIL_SIGMA)
     detail_b = grey_b - cv2.GaussianBlur(grey_b, (0, 0), DETAIL_SIGMA)
     w = max(8, round(DETAIL_WINDOW * scale))
@@ -428,14 +435,10 @@ def detail_difference(a: Features, b: Features, model: np.ndarray) -> float:
 def _aligned_rgb(a: Features, b: Features, model: np.ndarray, *, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The colour counterpart of ``_aligned``: a and b (warped into a's frame) at ``side`` pixels (long side) as float arrays, and
     the mask of the pixels inside both pictures (eroded by a pixel)."""
-    scale = side / FEATURE_SIDE
-    size = (max(1, round(a.size[0] * scale)), max(1, round(a.size[1] * scale)))
+    size, to_small, inside = _frame(a, b, model, side=side)
     small_a = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA).astype(np.float64)
-    to_small = cv2.invertAffineTransform(model) * scale
     warped = cv2.warpAffine(b.rgb, to_small, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0)).astype(np.float64)
-    inside = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), to_small, size, flags=cv2.INTER_NEAREST, borderValue=0)
-    inner = cv2.erode((inside > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return small_a, warped, inner
+    return small_a, warped, _eroded(inside, 3)
 
 
 def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
@@ -500,7 +503,7 @@ def _guess_edits(a: Features, b: Features, model: np.ndarray, mirrored: bool) ->
     if overlap.sum() >= 16:
         ga = cv2.GaussianBlur(small_a, (3, 3), 0).astype(np.int16)
         gb = cv2.GaussianBlur(warped, (3, 3), 0).astype(np.int16)
-        inner = cv2.erode(overlap.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        inner = _eroded(overlap, 3)
         if inner.sum() >= 16:
             shift = float(gb[inner].mean() - ga[inner].mean())
             if abs(shift) > TONE_LEVELS:
