@@ -37,6 +37,14 @@ def test_list_is_paginated_with_both_products_kind_score_and_evidence(api, embed
     assert api.get("/api/duplicates/", {"status": "dismissed"}).json()["count"] == 0
 
 
+def test_an_empty_or_invalid_page_is_refused_not_read_as_the_first(api, embedded):
+    # DRF alone answers ?page= with page 1; every invalid page is a 404 ("Invalid page.").
+    for page in ("", " ", "abc", "99"):
+        response = api.get("/api/duplicates/", {"page": page})
+        assert response.status_code == 404 and "Invalid page" in response.json()["detail"], page
+    assert api.get("/api/duplicates/", {"page": "1"}).status_code == 200
+
+
 def test_confirm_dismiss_conflict_and_unknown(api, staff, embedded):
     products, _ = embedded
     exact = DuplicateFlag.objects.get(kind="exact")
