@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz venv db migrate import embed scan duplicates looks serve worker beat bench evaluate clean-db train load check-index
+.PHONY: demo test fuzz venv db migrate import embed scan duplicates looks similar serve worker beat bench evaluate clean-db train load check-index
 
 # Python 3.11 is what the machines have; fall back to python3 when the versioned name is absent.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -40,7 +40,11 @@ duplicates: embed
 looks: embed
 	$(PY) manage.py compute_looks
 
-demo: duplicates looks
+# Each product's similar-items strip, so that product pages read it instead of searching (the workers keep it fresh).
+similar: embed
+	$(PY) manage.py compute_similar
+
+demo: duplicates looks similar
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "  Vitrine is serving on http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/, API docs: http://$(HOST):$(PORT)/api/docs/)"

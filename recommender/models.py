@@ -57,3 +57,27 @@ class ProductLook(models.Model):
 
     def __str__(self) -> str:
         return f"look of {self.product_id}: {len(self.regions)} regions ({self.model_name})"
+
+
+class SimilarStrip(models.Model):
+    """The similar-items strip of one product, precomputed by the workers (the default scope:
+    every category, ``selectors.SIMILAR_STRIP_CARDS`` cards) so that a product page or a
+    ``/similar`` request reads one row instead of searching the index.
+
+    Rewritten when the product's image is embedded again, when a newly embedded product is
+    near enough to enter it, and by the periodic sweep when missing, computed with another
+    model, or older than ``RECOMMENDER_SIMILAR_MAX_AGE``. The cards hold ids and scores only:
+    products are loaded fresh when the strip is read, so a hidden product never shows (the
+    spare cards take its place) and prices are current.
+    """
+
+    product = models.OneToOneField(Product, primary_key=True, related_name="+", on_delete=models.CASCADE)
+    model_name = models.CharField(max_length=100)
+    # [[product_id, image_id, score, [ids of the other listings of the same photo]], ...], best first.
+    cards = models.JSONField(default=list, blank=True)
+    # The last card's score: a newly embedded product scoring above it belongs in this strip.
+    floor = models.FloatField(default=-1.0)
+    computed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"similar to {self.product_id}: {len(self.cards)} cards ({self.model_name})"

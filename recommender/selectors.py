@@ -1,7 +1,7 @@
 """Similar products, "Recommended for you", "Recently viewed" and "Complete the look", from the image embeddings
 of the active model and the visitor's history.
 
-Searches go through ``visualsearch.selectors.nearest_product_ids`` (the HNSW index, the
+Searches go through ``visualsearch.selectors.nearest_hits`` and ``nearest_product_ids`` (the HNSW index, the
 catalogue's filters, hidden products never returned); products are loaded once, at the end,
 for the cards that are shown.
 """
@@ -18,13 +18,13 @@ from django.core.cache import cache
 from django.db import connections, router
 
 from recommender import history, outfits
-from recommender.models import ProductLook, ProductView
+from recommender.models import ProductLook, ProductView, SimilarStrip
 from shop.filters import ProductFilters
 from shop.models import Category, Product, ProductImage
 from shop.selectors import category_nodes, category_path, product_get_by_ids
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
 from visualsearch.models import ImageEmbedding
-from visualsearch.selectors import ProductMatch, active_model_name, nearest_product_ids, product_vectors
+from visualsearch.selectors import ProductMatch, active_model_name, nearest_hits, nearest_product_ids, product_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ CANDIDATE_HEADROOM = 1.5
 # among them trousers of one cut in black and in navy, which are worth showing both. A model
 # with another similarity scale (the fine-tuned 256-d heads) needs this re-measured.
 NEAR_IDENTICAL_SIMILARITY = 0.97
+# The precomputed strip of a product (``SimilarStrip``, the default scope) holds the default
+# strip's cards and this many spares, so that products hidden since it was computed leave it
+# full: a strip reads its 16 cards' products in the same two queries as 12.
+SIMILAR_STRIP_SPARE = 4
+SIMILAR_STRIP_CARDS = SIMILAR_DEFAULT_K + SIMILAR_STRIP_SPARE
+STRIP_SCORE_DIGITS = 4
 # Searches per scope when folding exact copies leaves the strip short (a photo listed by
 # many merchants fills a search's k rows with copies of one card).
 FOLD_ROUNDS = 2
@@ -126,30 +132,25 @@ def _load(cards: list[_Card]) -> dict[int, Product]:
 
 def _fill_similar(
     *, vector: np.ndarray, k: int, filters: ProductFilters | None, seen: set[int], cards: list[_Card], by_sha: dict[str, _Card],
-    products: dict[int, Product], model_name: str,
+    model_name: str,
 ) -> None:
     """Add cards nearest to ``vector`` passing ``filters`` until there are ``k``, folding
-    products whose matched photo is the same file into one card."""
+    products whose matched photo is the same file into one card (the index's hits name the
+    photo's sha256 when other listings hold it: no product is loaded here)."""
     for _ in range(FOLD_ROUNDS):
         need = k - len(cards)
         if need <= 0:
             return
-        hits = nearest_product_ids(vector=vector, k=need, filters=filters, exclude_product_ids=seen, model_name=model_name)
-        loaded = {p.id: p for p in product_get_by_ids(ids=[pid for pid, _, _ in hits])}
-        products.update(loaded)
-        for product_id, image_id, score in hits:
-            seen.add(product_id)
-            product = loaded.get(product_id)
-            if product is None:  # hidden between the search and the load
+        hits = nearest_hits(vector=vector, k=need, filters=filters, exclude_product_ids=seen, model_name=model_name)
+        for hit in hits:
+            seen.add(hit.product_id)
+            if hit.sha256 and hit.sha256 in by_sha:
+                by_sha[hit.sha256].copies.append(hit.product_id)
                 continue
-            sha = next((img.sha256 for img in product.images.all() if img.id == image_id), "")
-            if sha and sha in by_sha:
-                by_sha[sha].copies.append(product_id)
-                continue
-            card = _Card(product_id=product_id, image_id=image_id, score=score)
+            card = _Card(product_id=hit.product_id, image_id=hit.image_id, score=hit.score)
             cards.append(card)
-            if sha:
-                by_sha[sha] = card
+            if hit.sha256:
+                by_sha[hit.sha256] = card
         if len(hits) < need:  # the scope holds no more
             return
 
@@ -181,25 +182,24 @@ def _cache_call(method, *args, **kwargs):
 
 
 def _similar_compute(
-    *, product: Product, vector: np.ndarray, k: int, requested: Category | None, model_name: str
-) -> tuple[list[_Card], dict[int, Product], Category | None]:
-    seen = {product.id} | confirmed_duplicate_ids(product_id=product.id)
+    *, product_id: int, vector: np.ndarray, k: int, requested: Category | None, model_name: str
+) -> tuple[list[_Card], Category | None]:
+    seen = {product_id} | confirmed_duplicate_ids(product_id=product_id)
     cards: list[_Card] = []
     by_sha: dict[str, _Card] = {}
-    products: dict[int, Product] = {}
     if requested is None:
-        _fill_similar(vector=vector, k=k, filters=None, seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
-        return cards, products, None
+        _fill_similar(vector=vector, k=k, filters=None, seen=seen, cards=cards, by_sha=by_sha, model_name=model_name)
+        return cards, None
     used = requested
-    _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
+    _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, model_name=model_name)
     if len(cards) < k:
         # Ancestors nearest first; one query for the whole path, only on this rarer path.
         for ancestor in reversed(category_path(slug=requested.slug)[:-1]):
             used = ancestor
-            _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, products=products, model_name=model_name)
+            _fill_similar(vector=vector, k=k, filters=ProductFilters(category=used.slug), seen=seen, cards=cards, by_sha=by_sha, model_name=model_name)
             if len(cards) >= k:
                 break
-    return cards, products, used
+    return cards, used
 
 
 def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_category: bool = False) -> SimilarProducts:
@@ -211,11 +211,18 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
     after the category's own, and ``SimilarProducts.category`` says which one was used.
     Empty when the product has no embedding yet (just uploaded, worker not done).
 
-    A repeated request within ``RECOMMENDER_SIMILAR_TTL`` seconds reads the cards from the
-    cache and costs one cache read and the two queries that load the products.
+    The default strip (every category, up to ``SIMILAR_DEFAULT_K`` cards) is read from the
+    product's precomputed ``SimilarStrip`` when the workers have written one for the active
+    model: three queries, no index search. Otherwise a repeated request within
+    ``RECOMMENDER_SIMILAR_TTL`` seconds reads the cards from the cache and costs one cache
+    read and the two queries that load the products.
     """
     requested = product.category if same_category else None
     model_name = active_model_name()  # once: the product's vector and the searches use the same model
+    if settings.RECOMMENDER_SIMILAR_STRIPS and not same_category and k <= SIMILAR_DEFAULT_K:
+        kept = _strip_read(product_id=product.id, model_name=model_name, k=k)
+        if kept is not None:
+            return kept
     ttl = settings.RECOMMENDER_SIMILAR_TTL
     key = _similar_cache_key(model_name=model_name, product_id=product.id, k=k, same_category=same_category)
     generation = None
@@ -232,11 +239,36 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
     vector = product_vectors(product_ids=[product.id], model_name=model_name).get(product.id)
     if vector is None:
         return SimilarProducts(matches=[], category=requested, requested_category=requested, k=k)
-    cards, products, used = _similar_compute(product=product, vector=vector, k=k, requested=requested, model_name=model_name)
+    cards, used = _similar_compute(product_id=product.id, vector=vector, k=k, requested=requested, model_name=model_name)
     if ttl > 0:
         rows = [(c.product_id, c.image_id, c.score, tuple(c.copies)) for c in cards]
         _cache_call(cache.set, key, (generation, rows, used.id if used is not None else None), timeout=ttl)
-    return SimilarProducts(matches=_recommendations(cards, products), category=used, requested_category=requested, k=k)
+    return SimilarProducts(matches=_recommendations(cards, _load(cards)), category=used, requested_category=requested, k=k)
+
+
+def similar_strip_cards(*, product_id: int, vector: np.ndarray, model_name: str) -> list[list]:
+    """The cards of ``product_id``'s precomputed strip (``SimilarStrip.cards``): the
+    ``SIMILAR_STRIP_CARDS`` nearest products in every category, as ``product_similar``
+    computes them, best first. Scores are kept to STRIP_SCORE_DIGITS decimals: a strip row is
+    then ~920 bytes instead of ~1,050 (demo catalogue); the API rounds scores to 4 anyway."""
+    cards, _ = _similar_compute(
+        product_id=product_id, vector=vector, k=SIMILAR_STRIP_CARDS, requested=None, model_name=model_name
+    )
+    return [[c.product_id, c.image_id, round(c.score, STRIP_SCORE_DIGITS), list(c.copies)] for c in cards]
+
+
+def _strip_read(*, product_id: int, model_name: str, k: int) -> SimilarProducts | None:
+    """The first ``k`` cards of the product's precomputed strip that are still on sale, in
+    three queries (the strip, then the products); None when there is no strip of the model,
+    or when so many of its products were hidden since that fewer than ``k`` are left."""
+    rows = SimilarStrip.objects.filter(product_id=product_id, model_name=model_name).values_list("cards", flat=True)[:1]
+    if not rows:
+        return None
+    cards = [_Card(product_id=pid, image_id=iid, score=score, copies=list(copies)) for pid, iid, score, copies in rows[0]]
+    matches = _recommendations(cards, _load(cards))
+    if len(matches) < k and len(cards) >= SIMILAR_STRIP_CARDS:
+        return None  # the catalogue holds more: search again
+    return SimilarProducts(matches=matches[:k], k=k)
 
 
 # Recommended for you ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Writes of the recommender: the viewing history (session for visitors, rows for shoppers),
-the precomputed "Complete the look" of each product, and dropping the cached similar strips."""
+the precomputed "Complete the look" and similar strip of each product, and dropping the
+cached similar strips."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from recommender import history, outfits
-from recommender.models import ProductLook, ProductView
-from recommender.selectors import SIMILAR_CACHE_GENERATION_KEY
+from recommender.models import ProductLook, ProductView, SimilarStrip
+from recommender.selectors import SIMILAR_CACHE_GENERATION_KEY, SIMILAR_STRIP_CARDS, similar_strip_cards
 from shop.models import Product, ProductImage
 from shop.selectors import category_nodes
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
 from visualsearch.models import ImageEmbedding
 from visualsearch.reader import DECODE_ERRORS, stored_image_open
-from visualsearch.selectors import active_model_name, product_vectors
+from visualsearch.selectors import active_model_name, nearest_product_ids, product_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +164,71 @@ def looks_sweep(*, batch_size: int | None = None) -> int:
     """Refresh up to ``batch_size`` stale looks (a lost task, a new model, an old look)."""
     ids = looks_stale_product_ids(limit=batch_size or settings.RECOMMENDER_LOOKS_SWEEP_BATCH)
     return product_looks_refresh(product_ids=ids) if ids else 0
+
+
+# Similar strips -------------------------------------------------------------------------
+
+# Neighbours of a newly embedded product whose strips it may enter: a product enters B's
+# strip when it scores above B's last card, and then B is almost always among its own 50
+# nearest (the sweep's age limit catches the rest).
+SIMILAR_REVERSE_NEIGHBOURS = 50
+
+
+def similar_strips_refresh(*, product_ids: Sequence[int]) -> int:
+    """Compute and store the similar strip of each active, embedded product in
+    ``product_ids`` with the active model; returns how many were written. Safe to run twice:
+    one row per product, overwritten."""
+    model_name = active_model_name()
+    active = list(Product.objects.filter(id__in=set(product_ids), status=Product.Status.ACTIVE).values_list("id", flat=True))
+    vectors = product_vectors(product_ids=active, model_name=model_name)
+    now = timezone.now()
+    strips = []
+    for product_id, vector in vectors.items():
+        cards = similar_strip_cards(product_id=product_id, vector=vector, model_name=model_name)
+        # A strip short of cards holds the whole catalogue it can: any newcomer enters it.
+        floor = cards[-1][2] if len(cards) >= SIMILAR_STRIP_CARDS else -1.0
+        strips.append(SimilarStrip(product_id=product_id, model_name=model_name, cards=cards, floor=floor, computed_at=now))
+    SimilarStrip.objects.bulk_create(
+        strips, update_conflicts=True, unique_fields=["product"], update_fields=["model_name", "cards", "floor", "computed_at"]
+    )
+    return len(strips)
+
+
+def similar_strips_after_embedding(*, product_ids: Sequence[int]) -> int:
+    """Refresh the strips of newly embedded products and of the products whose strips they
+    now belong in (their neighbours scoring above the strip's last card); returns how many
+    strips were written."""
+    model_name = active_model_name()
+    vectors = product_vectors(product_ids=list(product_ids), model_name=model_name)
+    affected = set(vectors)
+    for product_id, vector in vectors.items():
+        hits = nearest_product_ids(vector=vector, k=SIMILAR_REVERSE_NEIGHBOURS, exclude_product_ids={product_id}, model_name=model_name)
+        scores = {hit_id: score for hit_id, _, score in hits}
+        floors = SimilarStrip.objects.filter(product_id__in=list(scores), model_name=model_name).values_list("product_id", "floor")
+        affected |= {hit_id for hit_id, floor in floors if scores[hit_id] > floor}
+    return similar_strips_refresh(product_ids=sorted(affected)) if affected else 0
+
+
+def similar_strips_stale_product_ids(*, limit: int) -> list[int]:
+    """Active, embedded products whose strip is missing, from another model, or older than
+    ``RECOMMENDER_SIMILAR_MAX_AGE`` seconds; never computed ones first."""
+    model_name = active_model_name()
+    fresh = SimilarStrip.objects.filter(
+        product_id=OuterRef("pk"), model_name=model_name,
+        computed_at__gte=timezone.now() - timedelta(seconds=settings.RECOMMENDER_SIMILAR_MAX_AGE),
+    )
+    embedded = ImageEmbedding.objects.filter(product_id=OuterRef("pk"), model_name=model_name)
+    stale = (
+        Product.objects.filter(status=Product.Status.ACTIVE)
+        .filter(Exists(embedded))
+        .exclude(Exists(fresh))
+        .annotate(computed=Exists(SimilarStrip.objects.filter(product_id=OuterRef("pk"))))
+        .order_by("computed", "id")
+    )
+    return list(stale.values_list("id", flat=True)[:limit])
+
+
+def similar_strips_sweep(*, batch_size: int | None = None) -> int:
+    """Refresh up to ``batch_size`` stale strips (a lost task, a new model, an old strip)."""
+    ids = similar_strips_stale_product_ids(limit=batch_size or settings.RECOMMENDER_SIMILAR_SWEEP_BATCH)
+    return similar_strips_refresh(product_ids=ids) if ids else 0

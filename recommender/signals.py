@@ -1,6 +1,7 @@
 """Wiring (connected in ``RecommenderConfig.ready``): a visitor who signs in keeps what they
-viewed before; a product whose photo was embedded again gets its "Complete the look" refreshed,
-and the cached similar strips are dropped."""
+viewed before; a product whose photo was embedded again gets its "Complete the look" and its
+similar strip refreshed (and the strips it now belongs in), and the cached similar strips are
+dropped."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from recommender.services import history_merge_session, similar_cache_forget
-from recommender.tasks import looks_schedule
+from recommender.tasks import looks_schedule, similar_strips_schedule
 from visualsearch.events import images_embedded
 
 
@@ -28,7 +29,8 @@ def looks_after_embedding(sender, *, product_ids, **kwargs) -> None:
 
 
 @receiver(images_embedded, dispatch_uid="recommender_similar_after_embedding")
-def similar_after_embedding(sender, **kwargs) -> None:
+def similar_after_embedding(sender, *, product_ids, **kwargs) -> None:
+    similar_strips_schedule(product_ids=product_ids)
     # After the commit: a strip computed before it and cached later is dropped too. Robust:
     # a cache that does not answer leaves the strips to their TTL; it does not fail the task.
     transaction.on_commit(similar_cache_forget, robust=True)

@@ -1,5 +1,5 @@
 """Thin Celery tasks for the recommender: take ids, call a service. Safe to run twice (a
-product's look is one row, overwritten)."""
+product's look and its similar strip are one row each, overwritten)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,23 @@ def looks_schedule(*, product_ids: Sequence[int]) -> None:
     ids = list(dict.fromkeys(product_ids))
     if ids:
         enqueue_on_commit(product_looks_refresh, ids, what=f"the looks of products {ids}", recovered_by="the sweep will compute them")
+
+
+@shared_task(**RETRIED)
+def similar_strips_after_embedding(self, product_ids: list[int]) -> int:
+    return services.similar_strips_after_embedding(product_ids=product_ids)
+
+
+@shared_task(acks_late=True)
+def similar_strips_sweep() -> int:
+    return services.similar_strips_sweep()
+
+
+def similar_strips_schedule(*, product_ids: Sequence[int]) -> None:
+    """Enqueue the similar strips touched by newly embedded ``product_ids`` once the current
+    transaction commits. A broker failure loses nothing: the sweep refreshes old strips."""
+    ids = list(dict.fromkeys(product_ids))
+    if ids:
+        enqueue_on_commit(
+            similar_strips_after_embedding, ids, what=f"the similar strips of products {ids}", recovered_by="the sweep will refresh them"
+        )

@@ -2,8 +2,9 @@
 
 ``images_embedded`` is sent with ``product_ids`` and ``model_name`` after product images
 were embedded one batch at a time with the active model (the workers' task and the sweep):
-the recommender refreshes those products' "Complete the look". The bulk pipeline
-(``embed_catalog``) stays silent; ``manage.py compute_looks`` follows it in bulk.
+the recommender refreshes those products' "Complete the look" and similar strips. The bulk
+pipeline (``embed_catalog``) stays silent; ``manage.py compute_looks`` and ``compute_similar``
+follow it in bulk.
 """
 
 from django.dispatch import Signal

@@ -244,6 +244,12 @@ VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256")
 # Similar-items strips (their cards, not the products) are cached this long (seconds) in the
 # default cache; 0 turns the cache off. New vectors from the workers invalidate them at once.
 RECOMMENDER_SIMILAR_TTL = float(os.environ.get("RECOMMENDER_SIMILAR_TTL", "60"))
+# Product pages and the similar-items API read each product's precomputed default strip
+# (recommender.models.SimilarStrip); off: every strip is searched (or cached, above).
+RECOMMENDER_SIMILAR_STRIPS = os.environ.get("RECOMMENDER_SIMILAR_STRIPS", "1").lower() not in ("0", "false", "no", "off")
+# The sweep rewrites a strip once older than this (seconds): the backstop for a newcomer that
+# entered a strip without being among the neighbours the workers refresh after its embedding.
+RECOMMENDER_SIMILAR_MAX_AGE = float(os.environ.get("RECOMMENDER_SIMILAR_MAX_AGE", str(24 * 3600)))
 
 # Celery --------------------------------------------------------------------------------
 # Without REDIS_URL (the demo) tasks run eagerly, in the process that enqueues them.
@@ -296,8 +302,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommender.tasks.looks_sweep",
         "schedule": float(os.environ.get("RECOMMENDER_LOOKS_SWEEP_SECONDS", "300")),
     },
+    "similar-strips-sweep": {
+        "task": "recommender.tasks.similar_strips_sweep",
+        "schedule": float(os.environ.get("RECOMMENDER_SIMILAR_SWEEP_SECONDS", "300")),
+    },
 }
 # Looks refreshed per sweep: 58 ms median, 158 ms p95 each on a CPU core (docs/benchmarks.md,
 # "Complete the look"), so a sweep of 200 takes 12-30 s, well inside its 5-minute period,
 # while a new model's looks are rebuilt in the background.
 RECOMMENDER_LOOKS_SWEEP_BATCH = int(os.environ.get("RECOMMENDER_LOOKS_SWEEP_BATCH", "200"))
+# Similar strips refreshed per sweep: 5.5 ms each on a quiet core (docs/benchmarks.md,
+# "Precomputed similar strips"), so a sweep of 1,000 takes 6-15 s, well inside its 5 minutes.
+RECOMMENDER_SIMILAR_SWEEP_BATCH = int(os.environ.get("RECOMMENDER_SIMILAR_SWEEP_BATCH", "1000"))

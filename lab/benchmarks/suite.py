@@ -21,6 +21,7 @@ from lab.benchmarks.load import PLAN_PHOTOS, QUICK_WARMUP_SECONDS, WARMUP_SECOND
 from lab.benchmarks.locust_run import locust_run, plan_write
 from lab.benchmarks.throughput import SIDE_BY_SIDE_IMAGES, SIDE_BY_SIDE_RUNS, throughput_bench
 from lab.reports import fmt, json_write, machine_info, md_table, mib, text_table
+from recommender.models import SimilarStrip
 from visualsearch.embedding import DEFAULT_BATCH_SIZE, load_embedder
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import active_model_name
@@ -252,7 +253,8 @@ HTTP_ENDPOINTS = {
     "search_image_single": ("search_single", None),
     "search_image": ("search", None),
 }
-# Measured on a second server with the similar-strip cache off: every request searches.
+# Measured on a second server with the precomputed strips and the strip cache off: every
+# request searches.
 HTTP_UNCACHED = {"similar_uncached": ("similar", None)}
 
 
@@ -278,10 +280,15 @@ def _http_runs(*, server_url: str, endpoints: dict, targets: dict, options: Benc
         )
 
 
+def _strips_stored() -> int:
+    """Products whose precomputed similar strip (of the active model) the server can read."""
+    return SimilarStrip.objects.filter(model_name=active_model_name()).count()
+
+
 def _http(options: BenchOptions, log) -> dict:
     """Single-user and concurrent latency of the API endpoints, one at a time: Locust's
     ``ApiClient`` users (lab/benchmarks/locustfile.py) against gunicorn on loopback; then the
-    similar items again on a server with their cache off."""
+    similar items again on a server with their precomputed strips and cache off."""
     import os
 
     from django.conf import settings
@@ -300,14 +307,17 @@ def _http(options: BenchOptions, log) -> dict:
         "load_generator": "locust (lab/benchmarks/locustfile.py, user class ApiClient)",
         "seconds": seconds,
         "similar_cache_ttl": settings.RECOMMENDER_SIMILAR_TTL,
+        "similar_strips": settings.RECOMMENDER_SIMILAR_STRIPS,
+        "similar_strips_stored": _strips_stored(),
     }
     env = gunicorn.server_env(
         settings_module=settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
         database_url=database_url_from_settings(connection.settings_dict),
     )
     servers = [(env, HTTP_ENDPOINTS, "gunicorn")]
-    if settings.RECOMMENDER_SIMILAR_TTL > 0:
-        servers.append(({**env, "RECOMMENDER_SIMILAR_TTL": "0"}, HTTP_UNCACHED, "gunicorn_uncached"))
+    if settings.RECOMMENDER_SIMILAR_TTL > 0 or settings.RECOMMENDER_SIMILAR_STRIPS:
+        uncached = {**env, "RECOMMENDER_SIMILAR_TTL": "0", "RECOMMENDER_SIMILAR_STRIPS": "0"}
+        servers.append((uncached, HTTP_UNCACHED, "gunicorn_uncached"))
     for server_env, endpoints, log_name in servers:
         server = gunicorn.gunicorn_start(env_overrides=server_env, cwd=Path(settings.BASE_DIR),
                                          log_path=options.out_dir / f"{stem}_{log_name}.log")
@@ -424,7 +434,7 @@ def http_rows(res: dict) -> tuple[list[str], list[list[str]]]:
     names = {
         "similar": "GET /api/products/{id}/similar",
         "similar_popular": "GET /api/products/{id}/similar, 24 popular products (cached strips)",
-        "similar_uncached": "GET /api/products/{id}/similar, strip cache off",
+        "similar_uncached": "GET /api/products/{id}/similar, precomputed strips and strip cache off",
         "search_image_single": "POST /api/search/image (detect=false)",
         "search_image": "POST /api/search/image (garments found, each searched)",
     }
@@ -525,7 +535,9 @@ def bench_markdown(result: dict) -> str:
                       f"(ApiClient, lab/benchmarks/locustfile.py) for {fmt(h.get('seconds'), 0)} s each: one user "
                       f"(sequential requests), then several at once. Similar items ask for {h['similar'].get('products', 500)} "
                       f"products uniformly at random, or for 24 only (a popular page: their strips cached after "
-                      f"the warm-up), then on a second server with the strip cache off (every request searches); "
+                      f"the warm-up), then on a second server with the precomputed strips and the strip cache off "
+                      f"(every request searches); precomputed strips read: {h.get('similar_strips', False)} "
+                      f"({h.get('similar_strips_stored', 0)} stored for the active model); "
                       f"strip cache TTL {fmt(h.get('similar_cache_ttl'), 0)} s, per worker without REDIS_URL.", "",
                       md_table(*http_rows(h)), ""]
     if "sizes" in result.get("ann", {}):

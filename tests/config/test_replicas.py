@@ -180,8 +180,9 @@ class Queries:
 
 
 def catalogue_sql(queries: list[str]) -> list[str]:
-    """Queries that read the catalogue or the index (not sessions, users or health checks)."""
-    return [q for q in queries if '"shop_' in q or '"visualsearch_' in q or "visualsearch_imageembedding" in q]
+    """Queries that read the catalogue, the index or the precomputed strips (not sessions,
+    users or health checks)."""
+    return [q for q in queries if '"shop_' in q or '"visualsearch_' in q or "visualsearch_imageembedding" in q or '"recommender_similarstrip"' in q]
 
 
 def test_storefront_pages_and_the_similar_api_read_from_the_replica(replica, client):
@@ -192,12 +193,16 @@ def test_storefront_pages_and_the_similar_api_read_from_the_replica(replica, cli
         page = client.get(f"/products/{product.slug}/")
         listing = client.get("/products/?category=apparel-topwear")
         similar = client.get(f"/api/products/{product.id}/similar?k=4")
+        # Another scope than the precomputed strip's: a nearest-neighbour search.
+        searched = client.get(f"/api/products/{product.id}/similar?k=4&same_category=true")
     assert page.status_code == 200 and product.title in page.content.decode()
     assert listing.status_code == 200 and "Navy Tee" in listing.content.decode()
     assert similar.status_code == 200 and len(similar.json()["results"]) == 4
-    # Everything the pages read about products and the index came from the replica,
-    # the nearest-neighbour search included (raw SQL routed through the router).
+    assert searched.status_code == 200 and searched.json()["results"]
+    # Everything the pages read about products, the strips and the index came from the
+    # replica, the nearest-neighbour search included (raw SQL routed through the router).
     assert catalogue_sql(queries.replica), "no catalogue reads reached the replica"
+    assert any('"recommender_similarstrip"' in q for q in queries.replica)
     assert any("<=>" in q for q in queries.replica)
     assert catalogue_sql(queries.primary) == []
     assert "vitrine_wlsn" not in page.cookies  # nothing written: no read-your-writes pin

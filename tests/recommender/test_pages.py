@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from recommender.models import ProductView
+from recommender.services import similar_strips_refresh
 from shop.models import Product
 from tests.factories import CategoryFactory, MerchantFactory, ProductFactory, ProductImageFactory, make_image_bytes
 from visualsearch.indexing import images_embed
@@ -121,10 +122,19 @@ def test_product_page_query_count_is_bounded(client, catalogue, django_assert_ma
     for product in catalogue[:6]:
         client.get(product.get_absolute_url())  # a session with a history
     # The page's own (product, images, category path, session read and write) plus the similar
-    # strip (the active model, vector, duplicates, search, cards), complete the look (the
-    # active model, the looks of the product and its similar products: none here) and
-    # recently viewed (2).
-    with django_assert_max_num_queries(19):
+    # strip (the active model, its precomputed strip: none here, then the vector, duplicates,
+    # search, cards), complete the look (the active model, the looks of the product and its
+    # similar products: none here) and recently viewed (2).
+    with django_assert_max_num_queries(20):
+        client.get(catalogue[7].get_absolute_url())
+
+
+def test_product_page_with_a_precomputed_strip_does_not_search(client, catalogue, django_assert_max_num_queries):
+    similar_strips_refresh(product_ids=[catalogue[7].id])
+    for product in catalogue[:6]:
+        client.get(product.get_absolute_url())
+    # As above, the similar strip read from its row: no vector, duplicates or search.
+    with django_assert_max_num_queries(15):
         client.get(catalogue[7].get_absolute_url())
 
 
@@ -133,7 +143,7 @@ def test_product_page_query_count_for_a_signed_in_shopper(client, catalogue, dja
     for product in catalogue[:6]:
         client.get(product.get_absolute_url())
     # As above, plus the user, the history read and its write (savepoint, upsert, prune, release).
-    with django_assert_max_num_queries(22):
+    with django_assert_max_num_queries(23):
         client.get(catalogue[7].get_absolute_url())
 
 

@@ -41,9 +41,9 @@ def test_a_repeated_strip_is_read_from_the_cache(catalogue, cached):
         again = product_similar(product=product, k=5)
     assert _ids(again) == _ids(first) and len(first.matches) == 5
     assert [m.score for m in again.matches] == [m.score for m in first.matches]
-    # The active model (read every time in tests) and the cards (products, their images):
-    # no vector, no duplicates, no search.
-    assert len(captured) == 3
+    # The active model (read every time in tests), the precomputed strip (none here) and the
+    # cards (products, their images): no vector, no duplicates, no search.
+    assert len(captured) == 4
 
 
 def test_a_cached_fallback_still_says_which_category_it_used(catalogue, cached):

@@ -225,10 +225,10 @@ def test_detail_shows_product_images_and_facts(client, tree, django_assert_max_n
         attributes={"season": "Summer", "usage": "Casual", "year": 2012},
     )
     images = [ProductImageFactory(product=product, colour=c) for c in [(10, 20, 90), (200, 200, 200), (0, 0, 0)]]
-    # product, images, category path, the active model and the vector lookup for the similar
-    # strip, the active model and the product's look for "complete the look", and the session
-    # (recently viewed) read and write with their savepoints.
-    with django_assert_max_num_queries(11):
+    # product, images, category path, the active model, the precomputed strip and the vector
+    # lookup for the similar strip, the active model and the product's look for "complete the
+    # look", and the session (recently viewed) read and write with their savepoints.
+    with django_assert_max_num_queries(12):
         response = client.get(product.get_absolute_url())
     assert response.status_code == 200
     html = response.content.decode()

@@ -191,8 +191,8 @@ def test_fix_with_enqueue_hands_images_to_the_workers(catalogue, django_capture_
     with django_capture_on_commit_callbacks(execute=True) as sent:
         code, report = _run("--fix", "--enqueue")
     # The embedding task, and after it what embedding announces: the product's "complete the
-    # look", and the cached similar strips dropped.
-    assert code == 0 and report["fix"]["enqueued"] == 1 and len(sent) == 3
+    # look", its similar strip (and those it enters) refreshed, and the cached strips dropped.
+    assert code == 0 and report["fix"]["enqueued"] == 1 and len(sent) == 4
     assert report["after"]["pending"] == 1  # dirty until the worker has run
     assert ImageEmbedding.objects.filter(image=lost).count() == 1
     assert ProductLook.objects.filter(product_id=lost.product_id).exists()

@@ -73,7 +73,8 @@ def test_new_image_is_scheduled_after_commit(django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         row, _ = product_image_add(product=product, image=image_check(make_image_bytes(pattern=4)))
         assert not ImageEmbedding.objects.exists()  # nothing before the commit
-    assert len(callbacks) == 3  # the embedding, then what it announced: the look, the similar strips dropped
+    # The embedding, then what it announced: the look, the similar strips refreshed, the cached ones dropped.
+    assert len(callbacks) == 4
     assert ImageEmbedding.objects.filter(image=row).exists()  # eager Celery ran the task
 
 

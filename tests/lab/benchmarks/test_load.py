@@ -128,5 +128,5 @@ def test_bench_http_section_measures_the_endpoints_with_locust(transactional_db,
     assert set(http["search_image"]["concurrent"]["by_kind"]) == {"search"}
     assert set(http["search_image_single"]["concurrent"]["by_kind"]) == {"search_single"}
     report = (tmp_path / "bench_quick.md").read_text()
-    assert "GET /api/products/{id}/similar | 1 |" in report and "GET /api/products/{id}/similar, strip cache off | 1 |" in report
+    assert "GET /api/products/{id}/similar | 1 |" in report and "GET /api/products/{id}/similar, precomputed strips and strip cache off | 1 |" in report
     assert (tmp_path / "bench_quick_gunicorn_uncached.log").exists()
