@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from lab.training import features as feats
 from lab.training.trainer import TrainConfig, TrainData, training_data, view_maps
-from visualsearch.embedding import load_embedder
+from visualsearch.embedding import clear_cache, load_embedder
 from visualsearch.embedding.categories import CategoryHead, save_category_head
 from visualsearch.embedding.config import model_folder
 from visualsearch.embedding.finetuned import FineTunedExtractor
@@ -171,6 +171,9 @@ def category_head_train(
     head = CategoryHead(tuple(labels), weight, bias, temperature=temperature, auto_threshold=float(threshold), info=info)
     folder = out_dir or _model_folder(model_name)
     path = save_category_head(folder, head)
+    # The embedder cached while the head was trained has none: the next load_embedder() in
+    # this process (compare_backbones scores the model at once) must read the new file.
+    clear_cache()
     metadata_path = Path(folder) / "metadata.json"
     if metadata_path.is_file():
         metadata = json.loads(metadata_path.read_text())

@@ -12,6 +12,7 @@ import torch
 
 from visualsearch.embedding import available_models, load_embedder
 from lab.split import HoldoutSplit
+from lab.training.categories import category_head_train
 from lab.training.trainer import TrainConfig, TrainingError, pk_batches, train, training_data
 
 from .fixtures import models_dir, tiny_data  # noqa: F401  (fixtures)
@@ -128,3 +129,12 @@ def test_training_the_last_stage_changes_it_and_loads_back(tiny_data, feature_ca
     imagenet = load_embedder("efficientnet_lite0")._model.net._conv_head.weight
     assert not torch.allclose(trained, imagenet)
     assert embedder.project_base_vectors(np.zeros((1, 1280), np.float32)) is None
+
+
+def test_a_category_head_trained_in_process_is_read_by_the_next_load(tiny_data, feature_cache, models_dir) -> None:
+    config = tiny_config(tiny_data, feature_cache, models_dir, name="tiny-head", epochs=1)
+    train(config, log=lambda _: None, progress=False)
+    assert load_embedder("tiny-head").category_head is None  # cached before the head exists
+    category_head_train("tiny-head", config, log=lambda _: None)
+    # compare_backbones scores the model in the same process right after training its head.
+    assert load_embedder("tiny-head").category_head is not None
