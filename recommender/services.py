@@ -142,22 +142,26 @@ def _primary_image_names(*, product_ids: Sequence[int]) -> dict[int, str]:
     return names
 
 
-def looks_stale_product_ids(*, limit: int) -> list[int]:
-    """Active, embedded products whose look is missing, from another model, or older than
-    ``outfits.LOOK_MAX_AGE``; never computed ones first."""
+def _stale_product_ids(*, rows: type[ProductLook] | type[SimilarStrip], max_age: timedelta, limit: int) -> list[int]:
+    """Active, embedded products whose precomputed row (one per product, with ``model_name``
+    and ``computed_at``) is missing, from another model, or older than ``max_age``; never
+    computed ones first."""
     model_name = active_model_name()
-    fresh = ProductLook.objects.filter(
-        product_id=OuterRef("pk"), model_name=model_name, computed_at__gte=timezone.now() - outfits.LOOK_MAX_AGE
-    )
+    fresh = rows.objects.filter(product_id=OuterRef("pk"), model_name=model_name, computed_at__gte=timezone.now() - max_age)
     embedded = ImageEmbedding.objects.filter(product_id=OuterRef("pk"), model_name=model_name)
     stale = (
         Product.objects.filter(status=Product.Status.ACTIVE)
         .filter(Exists(embedded))
         .exclude(Exists(fresh))
-        .annotate(computed=Exists(ProductLook.objects.filter(product_id=OuterRef("pk"))))
+        .annotate(computed=Exists(rows.objects.filter(product_id=OuterRef("pk"))))
         .order_by("computed", "id")
     )
     return list(stale.values_list("id", flat=True)[:limit])
+
+
+def looks_stale_product_ids(*, limit: int) -> list[int]:
+    """Products whose look is missing, from another model, or older than ``outfits.LOOK_MAX_AGE``."""
+    return _stale_product_ids(rows=ProductLook, max_age=outfits.LOOK_MAX_AGE, limit=limit)
 
 
 def looks_sweep(*, batch_size: int | None = None) -> int:
@@ -210,22 +214,9 @@ def similar_strips_after_embedding(*, product_ids: Sequence[int]) -> int:
 
 
 def similar_strips_stale_product_ids(*, limit: int) -> list[int]:
-    """Active, embedded products whose strip is missing, from another model, or older than
-    ``RECOMMENDER_SIMILAR_MAX_AGE`` seconds; never computed ones first."""
-    model_name = active_model_name()
-    fresh = SimilarStrip.objects.filter(
-        product_id=OuterRef("pk"), model_name=model_name,
-        computed_at__gte=timezone.now() - timedelta(seconds=settings.RECOMMENDER_SIMILAR_MAX_AGE),
-    )
-    embedded = ImageEmbedding.objects.filter(product_id=OuterRef("pk"), model_name=model_name)
-    stale = (
-        Product.objects.filter(status=Product.Status.ACTIVE)
-        .filter(Exists(embedded))
-        .exclude(Exists(fresh))
-        .annotate(computed=Exists(SimilarStrip.objects.filter(product_id=OuterRef("pk"))))
-        .order_by("computed", "id")
-    )
-    return list(stale.values_list("id", flat=True)[:limit])
+    """Products whose strip is missing, from another model, or older than
+    ``RECOMMENDER_SIMILAR_MAX_AGE`` seconds."""
+    return _stale_product_ids(rows=SimilarStrip, max_age=timedelta(seconds=settings.RECOMMENDER_SIMILAR_MAX_AGE), limit=limit)
 
 
 def similar_strips_sweep(*, batch_size: int | None = None) -> int:

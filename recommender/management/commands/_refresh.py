@@ -1,0 +1,43 @@
+"""What ``compute_looks`` and ``compute_similar`` share: the options, which products to
+refresh (the stale ones, or every active product with ``--all``), and the chunked run with
+its progress bar. Not a command (Django skips modules whose name starts with ``_``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from django.core.management.base import CommandError
+from tqdm import tqdm
+
+from shop.models import Product
+
+
+def add_refresh_arguments(parser, *, what: str) -> None:
+    parser.add_argument("--all", action="store_true", help=f"recompute every active product's {what}")
+    parser.add_argument("--limit", type=int, help="at most this many products")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def products_to_refresh(*, every: bool, limit: int | None, stale: Callable[..., list[int]]) -> list[int]:
+    """Every active product (``every``), else the ones ``stale(limit=...)`` names; at most ``limit``."""
+    if limit is not None and limit < 1:
+        raise CommandError("--limit must be at least 1.")
+    if every:
+        ids = list(Product.objects.filter(status=Product.Status.ACTIVE).order_by("id").values_list("id", flat=True))
+        return ids[:limit] if limit else ids
+    return stale(limit=limit or Product.objects.count())
+
+
+def refresh_in_chunks(
+    *, ids: Sequence[int], refresh: Callable[..., int], chunk: int, desc: str, no_progress: bool
+) -> tuple[int, float]:
+    """``refresh(product_ids=...)`` over ``ids`` ``chunk`` at a time: (rows written, seconds)."""
+    started = time.perf_counter()
+    written = 0
+    with tqdm(total=len(ids), unit="product", desc=desc, disable=no_progress or None) as bar:
+        for start in range(0, len(ids), chunk):
+            part = list(ids[start : start + chunk])
+            written += refresh(product_ids=part)
+            bar.update(len(part))
+    return written, time.perf_counter() - started
