@@ -1,4 +1,4 @@
-"""A real Celery worker process against the Redis on 127.0.0.1:6379 embeds a new upload."""
+"""A real Celery worker process against the Redis on 127.0.0.1:6379 embeds a new upload and writes its similar strip."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import redis
 from django.db import connection
 
 from config.database import database_url_from_settings
+from recommender.models import SimilarStrip
 from shop.images import image_check
 from shop.services import product_image_add
 from tests.factories import ProductFactory, make_image_bytes
@@ -74,13 +75,14 @@ def test_worker_embeds_a_newly_uploaded_image(worker):
 
     deadline = time.monotonic() + WORKER_TIMEOUT_S
     while time.monotonic() < deadline and worker.poll() is None:
-        if ImageEmbedding.objects.filter(image=row).exists():
+        # The embedding, then what it announced: the product's precomputed similar strip.
+        if ImageEmbedding.objects.filter(image=row).exists() and SimilarStrip.objects.filter(product=product).exists():
             break
         time.sleep(0.5)
     else:
         worker.terminate()
         output = worker.communicate(timeout=20)[0]
-        pytest.fail(f"the worker did not embed image {row.id} within {WORKER_TIMEOUT_S}s:\n{output[-4000:]}")
+        pytest.fail(f"the worker did not embed image {row.id} and write its strip within {WORKER_TIMEOUT_S}s:\n{output[-4000:]}")
 
     embedding = ImageEmbedding.objects.get(image=row)
     assert embedding.dim == 1280 and embedding.product_id == product.id
@@ -90,3 +92,4 @@ def test_worker_embeds_a_newly_uploaded_image(worker):
     worker.terminate()
     output = worker.communicate(timeout=30)[0]
     assert "visualsearch.tasks.embed_images" in output and "succeeded" in output, output[-4000:]
+    assert "recommender.tasks.similar_strips_after_embedding" in output, output[-4000:]
