@@ -1,7 +1,7 @@
 """Wiring (connected in ``RecommenderConfig.ready``): a visitor who signs in keeps what they
 viewed before; a product whose photo was embedded again gets its "Complete the look" and its
 similar strip refreshed (and the strips it now belongs in), and the cached similar strips are
-dropped."""
+dropped; a new active model gets its similar strips rebuilt."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from recommender.services import history_merge_session, similar_cache_forget
-from recommender.tasks import looks_schedule, similar_strips_schedule
-from visualsearch.events import images_embedded
+from recommender.tasks import looks_schedule, similar_strips_catch_up_schedule, similar_strips_schedule
+from visualsearch.events import active_model_changed, images_embedded
 
 
 @receiver(user_logged_in, dispatch_uid="recommender_history_merge_on_login")
@@ -34,3 +34,9 @@ def similar_after_embedding(sender, *, product_ids, **kwargs) -> None:
     # After the commit: a strip computed before it and cached later is dropped too. Robust:
     # a cache that does not answer leaves the strips to their TTL; it does not fail the task.
     transaction.on_commit(similar_cache_forget, robust=True)
+
+
+@receiver(active_model_changed, dispatch_uid="recommender_similar_after_promotion")
+def similar_after_promotion(sender, **kwargs) -> None:
+    # Strips belong to one model: the new active model's are rebuilt at once, not by the sweep's 1,000 per 5 minutes.
+    similar_strips_catch_up_schedule()

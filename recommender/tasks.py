@@ -40,6 +40,25 @@ def similar_strips_sweep() -> int:
     return services.similar_strips_sweep()
 
 
+# Strips rewritten per catch-up task after the active model changed: 5.5 ms each, so ~3 s a
+# task; it enqueues itself again while strips of another model are left (3,000 demo products:
+# 6 tasks, ~16 s in all, instead of 15 minutes of 5-minute sweeps).
+CATCH_UP_BATCH = 500
+
+
+@shared_task(acks_late=True)
+def similar_strips_catch_up() -> int:
+    written = services.similar_strips_sweep(batch_size=CATCH_UP_BATCH)
+    if written >= CATCH_UP_BATCH:
+        similar_strips_catch_up_schedule()
+    return written
+
+
+def similar_strips_catch_up_schedule() -> None:
+    """Rebuild every similar strip for the active model in the background, a batch per task."""
+    enqueue_on_commit(similar_strips_catch_up, what="the similar strips' rebuild", recovered_by="the sweep will rebuild them")
+
+
 def similar_strips_schedule(*, product_ids: Sequence[int]) -> None:
     """Enqueue the similar strips touched by newly embedded ``product_ids`` once the current
     transaction commits. A broker failure loses nothing: the sweep refreshes old strips."""

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from shop.models import ProductImage
+from visualsearch import events
 from visualsearch.embedding import available_models
 from visualsearch.index import hnsw_index_name, index_is_valid
 from visualsearch.models import EmbeddingModel, ImageEmbedding, ModelActivation
@@ -177,6 +178,10 @@ def _activate(*, name: str, actor, action: str) -> EmbeddingModel:
         target.save(update_fields=["state", "activated_at", "index_completed_at", "updated_at"])
         ModelActivation.objects.create(model=target, previous=previous, previous_name=previous_name, action=action, actor=actor)
         transaction.on_commit(active_model_forget)
+        transaction.on_commit(
+            lambda: events.active_model_changed.send(sender=model_promote, model_name=name, previous_name=previous_name),
+            robust=True,  # the switch is done; a listener's failure must not undo it or hide it from the caller
+        )
     active_model_forget()
     return target
 

@@ -13,12 +13,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from recommender import selectors, services
+from recommender import selectors, services, tasks
 from recommender.models import SimilarStrip
 from recommender.selectors import product_similar
 from shop.models import Product
 from tests.factories import ProductFactory, ProductImageFactory
 from tests.visualsearch.test_selectors import catalogue, shared_catalogue  # noqa: F401 (fixtures)
+from visualsearch.events import active_model_changed
 from visualsearch.indexing import images_embed
 from visualsearch.selectors import active_model_name
 
@@ -137,3 +138,18 @@ def test_with_strips_turned_off_every_strip_is_searched(catalogue, six_cards, se
     monkeypatch.setattr(selectors, "nearest_hits", lambda **kwargs: searched.append(kwargs) or search(**kwargs))
     similar = product_similar(product=product, k=K)
     assert searched and _ids(similar) == [card[0] for card in SimilarStrip.objects.get(product=product).cards[:K]]
+
+
+def test_a_new_active_model_gets_every_strip_rebuilt_in_batches(catalogue, six_cards, monkeypatch, django_capture_on_commit_callbacks):
+    ids = [p.id for p in catalogue.products.values()]
+    services.similar_strips_refresh(product_ids=ids)
+    SimilarStrip.objects.update(model_name="the-model-before")  # what a promotion leaves behind
+    monkeypatch.setattr(tasks, "CATCH_UP_BATCH", 4)
+    batches = []
+    sweep = services.similar_strips_sweep
+    monkeypatch.setattr(services, "similar_strips_sweep", lambda **kwargs: batches.append(kwargs) or sweep(**kwargs))
+    with django_capture_on_commit_callbacks(execute=True):
+        active_model_changed.send(sender=None, model_name=active_model_name(), previous_name="the-model-before")
+    # Eager Celery: each task rewrote a batch of 4 and enqueued the next, until none was left.
+    assert batches == [{"batch_size": 4}] * (len(ids) // 4 + 1)
+    assert SimilarStrip.objects.filter(model_name=active_model_name()).count() == len(ids)

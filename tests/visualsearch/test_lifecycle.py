@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from tests.factories import ProductImageFactory
-from visualsearch import pipeline, selectors, services
+from visualsearch import events, pipeline, selectors, services
 from visualsearch.embedding import configure, reset_configuration
 from visualsearch.embedding.finetuned import CHECKPOINT_FORMAT, ProjectionHead
 from visualsearch.indexing import images_embed
@@ -110,3 +110,27 @@ def test_staff_page_lists_models_and_promotes(client, candidate_model, django_ca
     assert selectors.active_model_name() == CANDIDATE
     response = client.post(reverse("visualsearch:model_rollback"), follow=True)
     assert f"{BASE} serves every search again" in response.content.decode()
+
+
+def test_promotion_and_rollback_are_announced_after_the_commit(candidate_model, django_capture_on_commit_callbacks):
+    images = [ProductImageFactory(colour=(50 * i, 80, 120)) for i in range(2)]
+    images_embed(image_ids=[img.id for img in images])
+    services.model_index_request(name=CANDIDATE)
+    assert pipeline.model_index_build(name=CANDIDATE).complete
+    heard = []
+
+    def listener(sender, **kwargs):
+        heard.append((kwargs["model_name"], kwargs["previous_name"]))
+
+    events.active_model_changed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as pending:
+            services.model_promote(name=CANDIDATE)
+        assert heard == []  # nothing before the commit
+        for callback in pending:
+            callback()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.model_rollback()
+    finally:
+        events.active_model_changed.disconnect(listener)
+    assert heard == [(CANDIDATE, BASE), (BASE, CANDIDATE)]
