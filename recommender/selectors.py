@@ -107,6 +107,12 @@ class _Card:
     interest_category_id: int | None = None
 
 
+def _cards_from_rows(rows) -> list[_Card]:
+    """Cards kept as (product id, image id, score, copies' ids) rows: the cached strips' and
+    the precomputed ones' (``SimilarStrip.cards``)."""
+    return [_Card(product_id=pid, image_id=iid, score=score, copies=list(copies)) for pid, iid, score, copies in rows]
+
+
 def _recommendations(cards: list[_Card], products: dict[int, Product]) -> list[Recommendation]:
     return [
         Recommendation(
@@ -231,7 +237,7 @@ def product_similar(*, product: Product, k: int = SIMILAR_DEFAULT_K, same_catego
         kept, generation = got.get(key), got.get(SIMILAR_CACHE_GENERATION_KEY)
         if kept is not None and kept[0] == generation:
             _, rows, used_id = kept
-            cards = [_Card(product_id=pid, image_id=iid, score=score, copies=list(copies)) for pid, iid, score, copies in rows]
+            cards = _cards_from_rows(rows)
             used = requested
             if used is not None and used_id != used.id:
                 used = next((c for c in category_path(slug=requested.slug) if c.id == used_id), requested)
@@ -264,7 +270,7 @@ def _strip_read(*, product_id: int, model_name: str, k: int) -> SimilarProducts 
     rows = SimilarStrip.objects.filter(product_id=product_id, model_name=model_name).values_list("cards", flat=True)[:1]
     if not rows:
         return None
-    cards = [_Card(product_id=pid, image_id=iid, score=score, copies=list(copies)) for pid, iid, score, copies in rows[0]]
+    cards = _cards_from_rows(rows[0])
     matches = _recommendations(cards, _load(cards))
     if len(matches) < k and len(cards) >= SIMILAR_STRIP_CARDS:
         return None  # the catalogue holds more: search again

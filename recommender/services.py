@@ -204,12 +204,15 @@ def similar_strips_after_embedding(*, product_ids: Sequence[int]) -> int:
     strips were written."""
     model_name = active_model_name()
     vectors = product_vectors(product_ids=list(product_ids), model_name=model_name)
-    affected = set(vectors)
+    best: dict[int, float] = {}  # each neighbour's highest score from any of the newcomers
     for product_id, vector in vectors.items():
-        hits = nearest_product_ids(vector=vector, k=SIMILAR_REVERSE_NEIGHBOURS, exclude_product_ids={product_id}, model_name=model_name)
-        scores = {hit_id: score for hit_id, _, score in hits}
-        floors = SimilarStrip.objects.filter(product_id__in=list(scores), model_name=model_name).values_list("product_id", "floor")
-        affected |= {hit_id for hit_id, floor in floors if scores[hit_id] > floor}
+        for hit_id, _, score in nearest_product_ids(
+            vector=vector, k=SIMILAR_REVERSE_NEIGHBOURS, exclude_product_ids={product_id}, model_name=model_name
+        ):
+            best[hit_id] = max(score, best.get(hit_id, -1.0))
+    # One read of the neighbours' floors for the whole batch (the sweep's batches hold 256 images).
+    floors = SimilarStrip.objects.filter(product_id__in=list(best), model_name=model_name).values_list("product_id", "floor")
+    affected = set(vectors) | {hit_id for hit_id, floor in floors if best[hit_id] > floor}
     return similar_strips_refresh(product_ids=sorted(affected)) if affected else 0
 
 
