@@ -55,17 +55,41 @@ MIN_FOREGROUND = 0.08
 STUDIO_WHITE = 236
 
 
+# sRGB -> linear light for each of the 256 levels: a lookup instead of a power per channel
+# (a 64-px query photo: 0.66 -> 0.38 ms for its Lab, same values to 1e-13).
+_LEVELS = np.arange(256, dtype=np.float64) / 255.0
+_SRGB_LINEAR = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
+# Linear RGB -> XYZ, already divided by the D65 white point.
+_TO_XYZ_D65 = (
+    np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    / np.array([0.95047, 1.0, 1.08883])[:, None]
+).T
+
+
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(n, 3) sRGB 0..255 -> CIE Lab (D65)."""
-    c = rgb.astype(np.float64) / 255.0
-    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
-    xyz /= np.array([0.95047, 1.0, 1.08883])
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        linear = _SRGB_LINEAR[rgb]
+    else:
+        c = rgb.astype(np.float64) / 255.0
+        linear = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = linear @ _TO_XYZ_D65
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
-_PALETTE_LAB = srgb_to_lab(np.array(list(PALETTE.values())))
+_PALETTE_LAB = srgb_to_lab(np.array(list(PALETTE.values()), dtype=np.uint8))
+_PALETTE_NORMS = (_PALETTE_LAB**2).sum(axis=1)
+
+
+def _palette_weights(lab: np.ndarray) -> np.ndarray:
+    """(n, len(PALETTE)) soft assignment of Lab pixels to the palette, each row summing to 1."""
+    # Squared distances expanded as |x|^2 + |p|^2 - 2 x.p: one small matrix product instead of
+    # an (n, 16, 3) difference array (a 64-px photo's profile: 3.9 -> 1.7 ms, equal to 1e-15).
+    d2 = (lab**2).sum(axis=1)[:, None] + _PALETTE_NORMS[None, :] - 2.0 * (lab @ _PALETTE_LAB.T)
+    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -85,20 +109,21 @@ def profile_of_pixels(rgb: np.ndarray) -> ColourProfile | None:
     """The soft palette histogram of (n, 3) sRGB pixels; None for no pixels."""
     if len(rgb) == 0:
         return None
-    lab = srgb_to_lab(rgb.reshape(-1, 3))
-    d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
-    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
-    weights /= weights.sum(axis=1, keepdims=True)
-    shares = weights.sum(axis=0)
+    return _profile_of_lab(srgb_to_lab(rgb.reshape(-1, 3)))
+
+
+def _profile_of_lab(lab: np.ndarray) -> ColourProfile | None:
+    if len(lab) == 0:
+        return None
+    shares = _palette_weights(lab).sum(axis=0)
     return ColourProfile(shares=shares / shares.sum())
 
 
 def garment_profile(image: Image.Image, box: tuple[int, int, int, int] | None = None) -> ColourProfile | None:
     """The colours of the garment in a shopper's photo (inside ``box``, left/upper/right/lower)."""
-    region = image.convert("RGB")
-    if box is not None:
-        region = region.crop(box)
-    region = region.copy()
+    region = image if image.mode == "RGB" else image.convert("RGB")
+    # thumbnail() works in place: on a crop (already a new image) or on a copy, never the caller's.
+    region = region.crop(box) if box is not None else region.copy()
     region.thumbnail((QUERY_SIDE, QUERY_SIDE))
     pixels = np.asarray(region, dtype=np.uint8)
     h, w, _ = pixels.shape
@@ -114,7 +139,7 @@ def garment_profile(image: Image.Image, box: tuple[int, int, int, int] | None = 
         centre = np.zeros((h, w), dtype=bool)
         centre[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
         foreground = centre.reshape(-1)
-    return profile_of_pixels(pixels.reshape(-1, 3)[foreground])
+    return _profile_of_lab(lab[foreground])
 
 
 def _studio_pixels(colour_hex: str) -> np.ndarray | None:
@@ -165,10 +190,7 @@ def _studio_profiles_computed(colour_hexes: Sequence[str]) -> list[ColourProfile
     if not present:
         return [None] * len(pixel_sets)
     pixels = np.concatenate(present)
-    lab = srgb_to_lab(pixels)
-    d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
-    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * SOFTNESS**2))
-    weights /= weights.sum(axis=1, keepdims=True)
+    weights = _palette_weights(srgb_to_lab(pixels))
     starts = np.cumsum([0] + [len(p) for p in present[:-1]])
     shares = np.add.reduceat(weights, starts, axis=0)
     profiles = iter(ColourProfile(shares=row / row.sum()) for row in shares)

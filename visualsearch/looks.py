@@ -87,7 +87,7 @@ def _item_json(kind: str, box, score: float, vector: np.ndarray, colour: ColourP
 
 
 def _stored(photo: Image.Image) -> tuple[Image.Image, bytes]:
-    kept = photo.convert("RGB").copy()
+    kept = photo.convert("RGB") if photo.mode != "RGB" else photo.copy()  # never the caller's image: thumbnail() works in place
     kept.thumbnail((PhotoSearch.STORED_SIDE, PhotoSearch.STORED_SIDE))
     buffer = io.BytesIO()
     kept.save(buffer, format="JPEG", quality=STORED_QUALITY, optimize=True)

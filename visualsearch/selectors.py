@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Collection, Sequence
@@ -15,7 +16,7 @@ from django.db.models.expressions import RawSQL
 from pgvector import HalfVector
 
 from shop.filters import ProductFilters, products_matching
-from shop.models import Product
+from shop.models import Product, ProductImage
 from shop.selectors import product_get_by_ids
 from visualsearch import index
 from visualsearch.colour import ColourProfile, studio_profiles
@@ -29,8 +30,18 @@ from visualsearch.models import (
 )
 
 # Each product can have several images; asking the index for a few more rows than k
-# leaves room to fold them into one hit per product.
+# leaves room to fold them into one hit per product: the catalogue's images per product
+# times HEADROOM_MARGIN, between MIN_HEADROOM and IMAGES_PER_PRODUCT_HEADROOM (also used
+# when the planner has no row estimates yet). Rows cost: a photo search asks for 44
+# products, 132 rows took 8.9 ms, 66 rows 6.4 ms (demo catalogue, one image a product,
+# 2026-12-06; docs/benchmarks.md "Photo search, in process").
 IMAGES_PER_PRODUCT_HEADROOM = 3
+MIN_HEADROOM = 1.25
+HEADROOM_MARGIN = 1.25
+# The ratio comes from PostgreSQL's row estimates (pg_class.reltuples, kept by ANALYZE and
+# autovacuum: no count over the catalogue), read at most this often per process.
+HEADROOM_TTL = 600.0
+_headroom: dict = {"value": float(IMAGES_PER_PRODUCT_HEADROOM), "read_at": float("-inf")}
 # Listings of one photo fold into one result: a few more products than k keep the list full.
 FOLD_HEADROOM = 8
 # With a colour term, the nearest k * this are re-ranked (the colour can promote a garment
@@ -60,6 +71,38 @@ def active_model_name() -> str:
     with _active_lock:
         _active.update(name=name, read_at=now)
     return name
+
+
+def images_per_product_headroom() -> float:
+    """Index rows to ask for per product wanted (see IMAGES_PER_PRODUCT_HEADROOM); the
+    setting ``VISUALSEARCH_INDEX_ROWS_PER_PRODUCT`` fixes it."""
+    if settings.VISUALSEARCH_INDEX_ROWS_PER_PRODUCT is not None:
+        return settings.VISUALSEARCH_INDEX_ROWS_PER_PRODUCT
+    now = time.monotonic()
+    if now - _headroom["read_at"] < HEADROOM_TTL:
+        return _headroom["value"]
+    alias = router.db_for_read(ProductImage)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT reltuples FROM pg_class WHERE oid = %s::regclass),"
+            " (SELECT reltuples FROM pg_class WHERE oid = %s::regclass)",
+            [ProductImage._meta.db_table, Product._meta.db_table],
+        )
+        value = headroom_from_estimates(*cursor.fetchone())
+    _headroom.update(value=value, read_at=now)
+    return value
+
+
+def headroom_from_estimates(images: float | None, products: float | None) -> float:
+    """The headroom for these row estimates (-1 or 0 where a table was never analysed: the most)."""
+    if not images or not products or images < 0 or products < 0:
+        return float(IMAGES_PER_PRODUCT_HEADROOM)
+    return min(float(IMAGES_PER_PRODUCT_HEADROOM), max(MIN_HEADROOM, HEADROOM_MARGIN * images / products))
+
+
+def images_per_product_forget() -> None:
+    """Read the ratio again at the next search (tests; after a bulk import in this process)."""
+    _headroom.update(value=float(IMAGES_PER_PRODUCT_HEADROOM), read_at=float("-inf"))
 
 
 def active_model_forget() -> None:
@@ -205,7 +248,7 @@ def nearest_hits(
     model_name = model_name or active_model_name()
     filters = filters or ProductFilters()
     dim = int(vector.shape[-1])
-    limit = k * IMAGES_PER_PRODUCT_HEADROOM
+    limit = math.ceil(k * images_per_product_headroom())
     excluded = sorted(exclude_product_ids)
     statement = _nearest_rows_statement(model_name, dim, filters, limit, bool(excluded))
     if statement is not None:

@@ -240,6 +240,11 @@ VISUALSEARCH_ACTIVE_MODEL_TTL = float(os.environ.get("VISUALSEARCH_ACTIVE_MODEL_
 # Photo searches guess a category and widen small ones to their parent from the category tree
 # and its product counts, re-read at most this often (seconds) per process.
 VISUALSEARCH_SHELVES_TTL = float(os.environ.get("VISUALSEARCH_SHELVES_TTL", "60"))
+# Index rows a search asks for per product it wants (products may have several images; the
+# rows are folded to one per product): "auto" reads the catalogue's images per product from
+# PostgreSQL's row estimates (visualsearch.selectors.images_per_product_headroom), or a number.
+_rows_per_product = os.environ.get("VISUALSEARCH_INDEX_ROWS_PER_PRODUCT", "auto")
+VISUALSEARCH_INDEX_ROWS_PER_PRODUCT = None if _rows_per_product == "auto" else float(_rows_per_product)
 VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256"))
 # Similar-items strips (their cards, not the products) are cached this long (seconds) in the
 # default cache; 0 turns the cache off. New vectors from the workers invalidate them at once.

@@ -40,3 +40,39 @@ def test_the_cache_is_emptied_at_its_cap(counted, monkeypatch):
     colour.studio_profiles([_fingerprint(n) for n in range(3)])
     kept = colour.studio_profiles([_fingerprint(3), _fingerprint(0)])
     assert len(colour._profiles) <= 3 and kept[0] is not None and kept[1] is not None
+
+
+def _reference_lab(rgb: np.ndarray) -> np.ndarray:
+    """The textbook sRGB -> Lab (D65), a power per channel, as the module computed it before the lookup table."""
+    c = rgb.astype(np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def test_the_fast_colour_maths_equals_the_textbook_formulas():
+    rgb = np.random.default_rng(3).integers(0, 256, size=(5000, 3), dtype=np.uint8)
+    every_level = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    for pixels in (rgb, every_level):
+        np.testing.assert_allclose(colour.srgb_to_lab(pixels), _reference_lab(pixels), atol=1e-9)
+        np.testing.assert_allclose(colour.srgb_to_lab(pixels.astype(np.float64)), _reference_lab(pixels), atol=1e-9)
+    # The soft histogram: squared distances to each palette colour, a softmax per pixel.
+    lab = _reference_lab(rgb)
+    d2 = ((lab[:, None, :] - colour._PALETTE_LAB[None, :, :]) ** 2).sum(axis=2)
+    weights = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * colour.SOFTNESS**2))
+    shares = (weights / weights.sum(axis=1, keepdims=True)).sum(axis=0)
+    np.testing.assert_allclose(colour.profile_of_pixels(rgb).shares, shares / shares.sum(), atol=1e-12)
+
+
+def test_a_photo_profile_leaves_the_callers_image_alone():
+    from PIL import Image
+
+    photo = Image.new("RGB", (200, 300), (230, 230, 225))
+    photo.paste((200, 30, 40), (50, 60, 150, 240))
+    before = photo.tobytes()
+    whole = colour.garment_profile(photo)
+    boxed = colour.garment_profile(photo, (40, 50, 160, 250))
+    assert photo.size == (200, 300) and photo.tobytes() == before
+    assert whole.dominant == "Red" and boxed.dominant == "Red"
