@@ -33,6 +33,15 @@ class SimilarQuerySerializer(serializers.Serializer):
         ),
     )
 
+    def to_internal_value(self, data: Any) -> dict:
+        # DRF reads an empty query value (``?k=``, ``?same_category=``) as "not given" and uses
+        # the default; the schema says integer and boolean, so a client that lost its value is
+        # told instead of silently getting the default (found by the schema fuzzer).
+        blank = [name for name in self.fields if hasattr(data, "getlist") and "" in data.getlist(name)]
+        if blank:
+            raise serializers.ValidationError({name: ["This field may not be blank."] for name in blank})
+        return super().to_internal_value(data)
+
 
 class SimilarListSerializer(serializers.Serializer):
     """``{"results": [...], "category_used": ..., "note": ...}``."""

@@ -34,7 +34,7 @@ from visualsearch.models import (
 # times HEADROOM_MARGIN, between MIN_HEADROOM and IMAGES_PER_PRODUCT_HEADROOM (also used
 # when the planner has no row estimates yet). Rows cost: a photo search asks for 44
 # products, 132 rows took 8.9 ms, 66 rows 6.4 ms (demo catalogue, one image a product,
-# 2026-12-06; docs/benchmarks.md "Photo search, in process").
+# 2026-12-06; docs/benchmarks.md "Photo search, in process: two cuts").
 IMAGES_PER_PRODUCT_HEADROOM = 3
 MIN_HEADROOM = 1.25
 HEADROOM_MARGIN = 1.25

@@ -57,6 +57,8 @@ MIDDLEWARE = [
     # Around everything that reads the database (sessions included): which reads may go
     # to a replica, and the read-your-writes cookie after a write.
     "config.replicas.ReplicaReadsMiddleware",
+    # Before anything that reads the query string into a database query (config/middleware.py).
+    "config.middleware.refuse_nul_characters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -125,6 +127,9 @@ STORAGES = {
 
 LOGIN_URL = "admin:login"
 
+# Django's backend, except that credentials with a NUL character find no user instead of
+# making PostgreSQL raise (config/auth.py).
+AUTHENTICATION_BACKENDS = ["config.auth.ModelBackend"]
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
