@@ -71,3 +71,30 @@ def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found():
     regions = locate_garments(photo)
     assert regions and max(iou(r.box, item) for r in regions) >= 0.5, regions
     assert all(iou(r.box, (0, 700, 900, 1200)) < 0.5 for r in regions)  # the rug stays background
+
+
+def test_two_garments_lying_a_few_pixels_apart_are_two_items():
+    # 30 px apart in a 1,200-px photo: 4 px at the size items are found at, which the
+    # gap closing bridges; their own pixels are apart, so they are two items, not one.
+    photo = sheet(seed=4)
+    draw = ImageDraw.Draw(photo)
+    top, trousers = (80, 150, 420, 600), (450, 150, 800, 1000)
+    draw.rectangle(top, fill=(40, 60, 150))
+    draw.rectangle(trousers, fill=(60, 50, 40))
+    regions = locate_garments(photo)
+    for truth in (top, trousers):
+        assert max(iou(r.box, truth) for r in regions) >= 0.5, (truth, regions)
+
+
+def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item():
+    # Shoulders and a sleeve (one piece) wrap the body, separated from it by a thin line of
+    # the sheet's colour: the two parts' boxes overlap, so it is one garment.
+    photo = sheet(seed=5)
+    draw = ImageDraw.Draw(photo)
+    colour = (150, 30, 50)
+    draw.rectangle((200, 200, 700, 300), fill=colour)  # shoulders
+    draw.rectangle((200, 300, 290, 650), fill=colour)  # a sleeve hanging from them
+    draw.rectangle((300, 312, 600, 850), fill=colour)  # the body, 12 px below the shoulders
+    regions = locate_garments(photo)
+    assert len(regions) == 1
+    assert iou(regions[0].box, (200, 200, 700, 850)) >= 0.8
