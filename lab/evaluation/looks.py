@@ -72,11 +72,23 @@ class LooksOptions:
 
 
 def _cutout(path: Path) -> Image.Image:
-    """A studio photo as RGBA with its white background transparent, cropped to the garment."""
+    """A studio photo as RGBA with its white background transparent, cropped to the garment.
+
+    The background is the white reaching the photo's border; white inside the garment (a
+    white sneaker, a white shirt's body, a print) stays. Until 2026-12-06 every white pixel
+    was made transparent, so a white garment was pasted as its seams over the background
+    (docs/benchmarks.md, "Shop the look": 'white cut-outs').
+    """
+    import cv2
+
     rgb = Image.open(path).convert("RGB")
     rgb = rgb.resize((rgb.width, int(rgb.height * 4 / 3)))  # the catalogue photos were squashed to 1:1
     pixels = np.asarray(rgb)
-    alpha = np.where((pixels >= WHITE).all(axis=2), 0, 255).astype(np.uint8)
+    white = (pixels >= WHITE).all(axis=2).astype(np.uint8)
+    _, labels = cv2.connectedComponents(white, connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0]) & white.astype(bool)
+    alpha = np.where(background, 0, 255).astype(np.uint8)
     out = rgb.copy()
     out.putalpha(Image.fromarray(alpha))
     box = out.getbbox() if alpha.any() else None
