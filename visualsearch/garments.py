@@ -72,6 +72,12 @@ BORDER_COLOURS = 3
 OBJECT_CENTRE_SHARE = 0.5
 OBJECT_BORDER_SHARE = 0.4
 MIN_ITEM_AREA = 0.02
+# An item lying flat is embedded with this share of its box's size added on each side: the
+# catalogue's studio photos show a garment with a margin around it, and the tight box (4 %
+# margin, best for drawing it: 6-8 % found fewer boxes at IoU >= 0.5) cut the garment's
+# outline. On 150 validation composites (seed 7, training-side products and photos) R@1 of
+# the pasted product, where its box was found: 0.730 -> 0.756 (+8 %: 0.727; the true box 0.771).
+ITEM_CONTEXT = 0.04
 MAX_ITEMS = 4
 # Regions overlapping more than this (IoU) are one garment seen twice.
 MERGE_IOU = 0.6
@@ -86,6 +92,17 @@ class GarmentRegion:
     @property
     def area(self) -> int:
         return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
+
+
+def search_box(kind: str, box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """The part of the photo to embed for a region: an item found lying flat is searched with
+    ITEM_CONTEXT more of its surroundings on each side (its box stays tight, for drawing and
+    for the garment's colour); a region from the pose as it is."""
+    if kind != "item":
+        return box
+    left, upper, right, lower = box
+    dx, dy = ITEM_CONTEXT * (right - left), ITEM_CONTEXT * (lower - upper)
+    return (max(0, int(left - dx)), max(0, int(upper - dy)), min(width, int(right + dx)), min(height, int(lower + dy)))
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

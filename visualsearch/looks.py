@@ -23,7 +23,7 @@ from shop.filters import ProductFilters
 from visualsearch.categories import category_decide
 from visualsearch.colour import ColourProfile, garment_profile
 from visualsearch.embedding import load_embedder
-from visualsearch.garments import locate_garments
+from visualsearch.garments import locate_garments, search_box
 from visualsearch.models import PhotoSearch
 from visualsearch.photos import BadBox, Box, photo_search
 from visualsearch.photos import PhotoSearch as SearchOutcome
@@ -100,7 +100,7 @@ def look_create(*, photo: Image.Image, locate: bool = True) -> PhotoSearch:
     model_name = active_model_name()
     kept, data = _stored(photo)
     regions = locate_garments(kept) if locate else []
-    crops = [kept] + [kept.crop(r.box) for r in regions]
+    crops = [kept] + [kept.crop(search_box(r.kind, r.box, kept.width, kept.height)) for r in regions]
     vectors = load_embedder(model_name).embed(crops)
     items = [_item_json(WHOLE, (0, 0, kept.width, kept.height), 1.0, vectors[0], garment_profile(kept), model_name)]
     items += [
@@ -181,7 +181,7 @@ def look_results(
         else:
             chosen = items[look_default_item(search) if item is None else item]
             chosen_kind, chosen_box, score = chosen.kind, chosen.box, chosen.score
-        vector = load_embedder(model_name).embed([image.crop(chosen_box)])[0]
+        vector = load_embedder(model_name).embed([image.crop(search_box(chosen_kind, chosen_box, image.width, image.height))])[0]
         colour = garment_profile(image, chosen_box)
         categories, threshold = _decision_json(vector, model_name)
         target = LookItem(index=-1 if box is not None else (item or 0), kind=chosen_kind, box=tuple(chosen_box), score=score,

@@ -35,7 +35,7 @@ from lab.evaluation.quality import holdout_split
 from lab.metrics import percentiles
 from lab.reports import json_write, machine_info, md_table, text_table
 from visualsearch.embedding import load_embedder
-from visualsearch.garments import GarmentRegion, iou, locate_garments
+from visualsearch.garments import GarmentRegion, iou, locate_garments, search_box
 
 # The garment kind a catalogue subCategory is expected to come back as.
 KIND_OF_SUB = {
@@ -150,6 +150,11 @@ def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem],
     return out
 
 
+def _search_crop(region: GarmentRegion, image: Image.Image) -> tuple[int, int, int, int]:
+    """What the app embeds for a region (``visualsearch.garments.search_box``)."""
+    return search_box(region.kind, region.box, image.width, image.height)
+
+
 def _best_region(regions: list[GarmentRegion], box) -> tuple[GarmentRegion | None, float]:
     scored = [(r, iou(r.box, box)) for r in regions]
     return max(scored, key=lambda s: s[1], default=(None, 0.0))
@@ -186,7 +191,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
             if pid is None:
                 continue
             crops = {"true_box": comp.image.crop(box), "whole": comp.image}
-            crops["auto"] = comp.image.crop(region.box) if region is not None and overlap > 0 else comp.image
+            crops["auto"] = comp.image.crop(_search_crop(region, comp.image)) if region is not None and overlap > 0 else comp.image
             vectors = embedder.embed(list(crops.values()))
             for (name, _), vector in zip(crops.items(), vectors, strict=True):
                 order = np.argsort(-(gallery_vectors @ vector))
@@ -234,7 +239,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     for photo in sample:
         image = Image.open(photo.path).convert("RGB")
         regions = locate_garments(image)
-        crops = [image, image.crop(regions[0].box) if regions else image]
+        crops = [image, image.crop(_search_crop(regions[0], image)) if regions else image]
         for name, vector in zip(("whole", "auto"), embedder.embed(crops), strict=True):
             top = np.argsort(-(gallery_vectors @ vector))[:10]
             p10[name].append(float(np.isin(types[top], mapping.article_types[photo.label]).mean()))
@@ -247,7 +252,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
         t0 = time.perf_counter()
         regions = locate_garments(comp.image)
         t1 = time.perf_counter()
-        embedder.embed([comp.image] + [comp.image.crop(r.box) for r in regions])
+        embedder.embed([comp.image] + [comp.image.crop(_search_crop(r, comp.image)) for r in regions])
         times_locate.append((t1 - t0) * 1000)
         times_total.append((time.perf_counter() - t0) * 1000)
     result["latency_ms"] = {"locate": percentiles(times_locate, (50, 95)), "locate_and_embed": percentiles(times_total, (50, 95)),

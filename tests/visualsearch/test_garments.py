@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from visualsearch.garments import MIN_ITEM_AREA, iou, locate_garments, locate_worn_garments
@@ -98,3 +99,32 @@ def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item():
     regions = locate_garments(photo)
     assert len(regions) == 1
     assert iou(regions[0].box, (200, 200, 700, 850)) >= 0.8
+
+
+def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings():
+    from visualsearch.garments import ITEM_CONTEXT, search_box
+
+    box = (100, 200, 300, 600)  # 200 x 400
+    grown = search_box("item", box, 900, 1200)
+    assert grown == (100 - int(200 * ITEM_CONTEXT), 200 - int(400 * ITEM_CONTEXT), 300 + int(200 * ITEM_CONTEXT), 600 + int(400 * ITEM_CONTEXT))
+    assert search_box("item", (0, 0, 900, 1200), 900, 1200) == (0, 0, 900, 1200)  # never off the photo
+    assert search_box("top", box, 900, 1200) == box  # a worn garment's region is searched as it is
+
+
+@pytest.mark.django_db
+def test_the_kept_search_embeds_each_item_with_its_margin():
+    from visualsearch import looks
+    from visualsearch.embedding import load_embedder
+    from visualsearch.garments import search_box
+
+    photo = sheet(seed=6)
+    ImageDraw.Draw(photo).rectangle((200, 300, 600, 900), fill=(40, 60, 150))
+    search = looks.look_create(photo=photo)  # 900 x 1200: kept at this size (under STORED_SIDE)
+    item = search.items[1]
+    assert item["kind"] == "item" and (search.width, search.height) == photo.size
+    box = tuple(item["box"])
+    embedder = load_embedder(search.model_name)
+    grown, tight = embedder.embed([photo.crop(search_box("item", box, *photo.size)), photo.crop(box)])
+    vector = np.asarray(item["vector"])
+    np.testing.assert_allclose(vector, grown, atol=2e-5)
+    assert not np.allclose(vector, tight, atol=2e-5)
