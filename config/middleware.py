@@ -8,7 +8,12 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.views.defaults import bad_request
 
+# Where the API's URLs start (config/urls.py): its answers are JSON, its refusals its own.
 API_PREFIX = "/api/"
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
 
 
 def refuse_nul_characters(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
@@ -22,7 +27,7 @@ def refuse_nul_characters(get_response: Callable[[HttpRequest], HttpResponse]) -
     """
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(API_PREFIX) and any(
+        if not is_api_request(request) and any(
             "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
         ):
             return bad_request(request, SuspiciousOperation("A NUL character in the query string."))

@@ -37,6 +37,9 @@ LAYERS: list[tuple[str, int]] = [
     ("config.database", 0),
     ("config.replicas", 0),
     ("config.enqueue", 0),  # on-commit enqueue that survives a broker outage: Django only  # the read-replica router and middleware: Django only
+    ("config.pagination", 0),  # DRF's pagination, an empty page refused: DRF only
+    ("config.auth", 0),  # Django's sign-in backend, NUL refused: Django only
+    ("config.middleware", 0),  # request guards (NUL in a query), where the API starts: Django only
     ("shop", 1),
     ("visualsearch.embedding", 1),
     ("visualsearch.duplicates.detection", 1),  # pure hashing arithmetic, no Django

@@ -14,12 +14,7 @@ from django.templatetags.static import static
 from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found, server_error
 
-API_PREFIX = "/api/"
-
-
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
-
+from config.middleware import is_api_request
 
 @csrf_exempt  # answers 404 to every method; a POST must not get the CSRF failure page instead
 def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
@@ -27,13 +22,13 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return page_not_found(request, exception)
 
 
 def error(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return JsonResponse({"detail": "Server error."}, status=500)
     return server_error(request)
 
