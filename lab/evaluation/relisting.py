@@ -303,9 +303,11 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
         # Every pair's signals, so that thresholds can be re-chosen without re-running.
         "pairs": [
             {
+                # The verification's own guess of the edits is "guessed_edits"; "edits" are the ones applied.
+                **{("guessed_edits" if k == "edits" else k): v for k, v in p.verification.as_evidence().items()},
                 "a": p.a, "b": p.b, "positive": p.positive, "half": p.half, "kind": p.kind, "edits": list(p.edits),
                 "crop_max_share": p.notes.get("crop_max_share"), "cosine": round(p.cosine, 4), "hash_distance": p.distance,
-                "colour_distance": p.colour, "hash_rule": p.hash_rule, **p.verification.as_evidence(),
+                "colour_distance": p.colour, "hash_rule": p.hash_rule,
             }
             for p in pairs
         ],

@@ -174,3 +174,43 @@ def test_where_the_detail_agrees_fewer_matching_points_and_a_saturation_edit_sti
     assert not t.passes(reshoot, cosine=0.8)  # the same numbers with the detail of another shot
     assert not t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.6), cosine=0.8)
     assert t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.4), cosine=0.8)
+
+
+def _tone(image: Image.Image, brightness: float, contrast: float, saturation: float) -> Image.Image:
+    image = ImageEnhance.Brightness(image).enhance(brightness)
+    image = ImageEnhance.Contrast(image).enhance(contrast)
+    return ImageEnhance.Color(image).enhance(saturation)
+
+
+@pytest.mark.parametrize("tone", [(1.0, 1.3, 1.0), (0.8, 0.75, 1.3), (1.2, 1.0, 0.6), (1.1, 1.2, 1.3)])
+def test_a_global_tone_edit_is_not_a_colour_change(tone):
+    # (brightness, contrast, saturation) as Pillow's ImageEnhance. A filter moves every
+    # colour at once; the aligned colour shift discounts it. Before the discount these four
+    # measured 48, 15, 24 and 51 on this saturated red (contrast clips its G and B).
+    result, passed = check(_tone(ORIGINAL, *tone))
+    assert passed, result
+    assert result.colour_shift <= DEFAULT_VERIFY_THRESHOLDS.max_colour_shift
+
+
+def test_a_recolour_is_not_explained_as_a_tone_edit():
+    # The garment's hue turned (red -> blue) and the white kept: no brightness, contrast or
+    # saturation setting makes one from the other.
+    r, g, b = ORIGINAL.split()
+    recoloured = Image.merge("RGB", (b, g, r))
+    result, passed = check(_tone(recoloured, 1.0, 1.1, 1.2), cosine=0.97)
+    assert not passed, result
+    assert result.colour_shift > DEFAULT_VERIFY_THRESHOLDS.max_colour_shift
+
+
+def test_tone_matching_recovers_the_edit_within_its_bounds_only():
+    import numpy as np
+
+    from visualsearch.duplicates.verification import GREY_WEIGHTS, _tone_matched
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(20, 230, size=(400, 3))
+    grey = x @ GREY_WEIGHTS
+    edited = 1.1 * (0.7 * x + 0.3 * grey[:, None]) - 12  # gain 1.1, saturation 0.7, darker
+    assert np.abs(_tone_matched(x, edited) - edited).max() < 1e-6
+    swapped = x[:, ::-1]  # a hue change: would need a saturation far below zero
+    assert np.abs(_tone_matched(x, swapped) - swapped).mean() > 20
