@@ -95,14 +95,15 @@ def test_similar_query_count_does_not_grow_with_k(catalogue, k, same_category):
     # the active model (read every time in tests), the precomputed strip (none here; only the
     # default scope has one), vector, confirmed duplicates, the search (savepoint, query,
     # release), the cards (2: the products, their images); the category filter adds the
-    # category and its subtree (2) and reads no strip.
-    assert len(captured) <= (10 if same_category else 9)
+    # category and its subtree (2) and how many products they hold (1; kept for a minute in
+    # production, counted on every call here), and reads no strip.
+    assert len(captured) <= (11 if same_category else 9)
 
 
 def test_the_fallback_costs_one_search_per_level(catalogue):
     product = Product.objects.select_related("category").get(id=catalogue.products["green_shirt"].id)
     with CaptureQueriesContext(connection) as captured:
         product_similar(product=product, k=20, same_category=True)
-    # 3 levels (Shirts, Topwear, Apparel) x (filter 2 + search 3 + cards 2) + the active model,
-    # vector, duplicates, path.
-    assert len(captured) <= 3 * 7 + 4
+    # 3 levels (Shirts, Topwear, Apparel) x (filter 2 + count 1 + search 3 + cards 2) + the
+    # active model, vector, duplicates, path.
+    assert len(captured) <= 3 * 8 + 4

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from shop.filters import ProductFilters
 from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
-from visualsearch import index
+from visualsearch import index, selectors
 from visualsearch.duplicates.services import duplicates_detect
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import nearest_product_ids
@@ -81,12 +81,15 @@ def _assert_every_search_uses_the_index(queries: list[dict]) -> int:
     [
         (None, ()),
         (ProductFilters(category="shoes"), ()),
-        (ProductFilters(gender="women", max_price=2000), (1, 2, 3)),
+        (ProductFilters(gender="men", max_price=2000), (1, 2, 3)),  # the factory's products pass
     ],
     ids=["plain", "category", "filters-and-exclusions"],
 )
-def test_photo_search_and_similar_items_use_the_index(indexed, filters, exclude):
+def test_photo_search_and_similar_items_use_the_index(indexed, filters, exclude, monkeypatch):
     _, vectors, _ = indexed
+    # A filter leaving few products is searched exactly (tests/visualsearch/test_search_exact.py);
+    # here every filter is taken for a large one, as in a real catalogue.
+    monkeypatch.setattr(selectors, "EXACT_SEARCH_MAX_PRODUCTS", -1)
     with CaptureQueriesContext(connection) as captured:
         nearest_product_ids(vector=vectors[0], k=5, filters=filters, exclude_product_ids=exclude)
     assert _assert_every_search_uses_the_index(captured.captured_queries) == 1

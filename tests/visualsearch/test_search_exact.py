@@ -1,0 +1,88 @@
+"""A filter that leaves few products is searched exactly: its products' rows ordered by
+distance, without the HNSW graph (which would walk most of itself to find them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from shop.filters import ProductFilters
+from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
+from visualsearch import index, selectors
+from visualsearch.services import embeddings_store
+
+pytestmark = pytest.mark.django_db
+
+MODEL = "efficientnet_lite0"
+DIM = 1280
+
+
+@pytest.fixture
+def catalogue(settings):
+    settings.VISUALSEARCH_MODEL = MODEL
+    rng = np.random.default_rng(3)
+    hats, tops = CategoryFactory(name="Hats", slug="hats"), CategoryFactory(name="Tops", slug="tops")
+    images = [ProductImageFactory(product=ProductFactory(category=hats if i % 5 == 0 else tops)) for i in range(40)]
+    vectors = rng.standard_normal((len(images), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    embeddings_store(images=images, vectors=vectors, model_name=MODEL)
+    index.embedding_index_ensure(model_name=MODEL, dim=DIM)
+    selectors._statements.clear()
+    yield images, vectors
+    selectors._statements.clear()
+
+
+def _search(vector, filters, k=5):
+    with CaptureQueriesContext(connection) as captured:
+        hits = selectors.nearest_hits(vector=vector, k=k, filters=filters, model_name=MODEL)
+    searches = [q["sql"] for q in captured.captured_queries if "<=>" in q["sql"]]
+    assert len(searches) == 1
+    return hits, searches[0], captured.captured_queries
+
+
+def _numpy_nearest(images, vectors, query, keep, k):
+    rows = [n for n, image in enumerate(images) if keep(image)]
+    order = np.argsort(-(vectors[rows] @ query))[:k]
+    return [images[rows[n]].product_id for n in order]
+
+
+def test_a_small_category_is_searched_exactly(catalogue):
+    images, vectors = catalogue
+    query = vectors[7] + 0.5 * vectors[10]
+    query /= np.linalg.norm(query)
+    hits, sql, _ = _search(query, ProductFilters(category="hats"))
+    assert "is_canonical" not in sql  # not the index's predicate: the graph is not walked
+    expected = _numpy_nearest(images, vectors, query, lambda image: image.product.category.slug == "hats", 5)
+    assert [hit.product_id for hit in hits] == expected
+    assert hits[0].score == pytest.approx(float(vectors[[i.product_id for i in images].index(expected[0])] @ query), abs=2e-3)
+
+
+def test_a_large_filter_and_no_filter_use_the_index(catalogue, monkeypatch):
+    images, vectors = catalogue
+    monkeypatch.setattr(selectors, "EXACT_SEARCH_MAX_PRODUCTS", 5)  # the 8 hats are "many" now
+    _, sql, _ = _search(vectors[0], ProductFilters(category="hats"))
+    assert "is_canonical" in sql
+    _, plain, queries = _search(vectors[0], None)
+    assert "is_canonical" in plain
+    assert not any("COUNT(" in q["sql"].upper() for q in queries)  # no filter, nothing to count
+
+
+def test_the_exact_search_ranks_every_product_of_the_filter_as_numpy_does(catalogue):
+    images, vectors = catalogue
+    hats = lambda image: image.product.category.slug == "hats"  # noqa: E731
+    hits, _, _ = _search(vectors[5], ProductFilters(category="hats"), k=20)
+    assert [h.product_id for h in hits] == _numpy_nearest(images, vectors, vectors[5], hats, 20)  # all 8, in order
+    expected_scores = sorted((float(vectors[n] @ vectors[5]) for n, image in enumerate(images) if hats(image)), reverse=True)
+    assert [h.score for h in hits] == pytest.approx(expected_scores, abs=2e-3)  # halfvec storage
+
+
+def test_the_products_are_counted_once_per_filter_while_the_shelves_last(catalogue, settings):
+    _, vectors = catalogue
+    settings.VISUALSEARCH_SHELVES_TTL = 60
+    filters = ProductFilters(category="hats")
+    _, _, first = _search(vectors[0], filters)
+    _, _, second = _search(vectors[1], filters)
+    counts = lambda queries: sum("COUNT(" in q["sql"].upper() for q in queries)  # noqa: E731
+    assert counts(first) == 1 and counts(second) == 0
