@@ -21,7 +21,7 @@ from recommender import history, outfits
 from recommender.models import ProductLook, ProductView, SimilarStrip
 from shop.filters import ProductFilters
 from shop.models import Category, Product, ProductImage
-from shop.selectors import category_nodes, category_path, product_get_by_ids
+from shop.selectors import category_nodes, category_path, product_cards_by_ids, product_get_by_ids
 from visualsearch.duplicates.selectors import confirmed_duplicate_ids
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import ProductMatch, active_model_name, nearest_hits, nearest_product_ids, product_vectors
@@ -128,9 +128,9 @@ def _recommendations(cards: list[_Card], products: dict[int, Product]) -> list[R
 
 
 def _load(cards: list[_Card]) -> dict[int, Product]:
-    """The cards' products and their copies', with images, category and merchant: two queries."""
+    """The cards' products and their copies', loaded for cards (with images and merchant): two queries."""
     ids = [pid for card in cards for pid in (card.product_id, *card.copies)]
-    return {p.id: p for p in product_get_by_ids(ids=ids)}
+    return {p.id: p for p in product_cards_by_ids(ids=ids)}
 
 
 # Similar items ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pgvector import HalfVector
 
 from shop.filters import ProductFilters, products_matching
 from shop.models import Product, ProductImage
-from shop.selectors import product_get_by_ids
+from shop.selectors import product_cards_by_ids
 from visualsearch import index
 from visualsearch.colour import ColourProfile, studio_profiles
 from visualsearch.embedding import available_models, model_metadata
@@ -372,7 +372,7 @@ def product_search_by_vector(
         neutral = float(np.mean(list(similarity.values()))) if similarity else 0.0
         groups.sort(key=lambda g: -(g[0].score + colour_weight * similarity.get(g[0].image_id, neutral)))
     groups = groups[:k]
-    products = {p.id: p for p in product_get_by_ids(ids=[h.product_id for g in groups for h in g])}
+    products = {p.id: p for p in product_cards_by_ids(ids=[h.product_id for g in groups for h in g])}
     matches = []
     for group in groups:
         present = [h for h in group if h.product_id in products]
