@@ -9,35 +9,24 @@ cheaper to scan): an index that *can* be used then is.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from shop.filters import ProductFilters
-from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
+from tests.visualsearch.random_catalogue import DIM, MODEL, random_indexed_catalogue
 from visualsearch import index, selectors
 from visualsearch.duplicates.services import duplicates_detect
 from visualsearch.models import ImageEmbedding
 from visualsearch.selectors import nearest_product_ids
-from visualsearch.services import embeddings_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MODEL = "efficientnet_lite0"
-DIM = 1280
 
 
 @pytest.fixture
 def indexed(settings):
     settings.VISUALSEARCH_MODEL = MODEL
-    rng = np.random.default_rng(0)
-    shoes, tops = CategoryFactory(name="Shoes", slug="shoes"), CategoryFactory(name="Tops", slug="tops")
-    images = [ProductImageFactory(product=ProductFactory(category=shoes if i % 3 == 0 else tops)) for i in range(30)]
-    vectors = rng.standard_normal((len(images), DIM)).astype(np.float32)
-    embeddings_store(images=images, vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True), model_name=MODEL)
-    index.embedding_index_ensure(model_name=MODEL, dim=DIM)
-    return images, vectors, shoes
+    return random_indexed_catalogue(small="shoes", every=3, size=30, seed=0)
 
 
 def _search_statements(queries: list[dict]) -> list[str]:

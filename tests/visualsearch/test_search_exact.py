@@ -9,26 +9,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from shop.filters import ProductFilters
-from tests.factories import CategoryFactory, ProductFactory, ProductImageFactory
-from visualsearch import index, selectors
-from visualsearch.services import embeddings_store
+from tests.visualsearch.random_catalogue import MODEL, random_indexed_catalogue
+from visualsearch import selectors
 
 pytestmark = pytest.mark.django_db
-
-MODEL = "efficientnet_lite0"
-DIM = 1280
 
 
 @pytest.fixture
 def catalogue(settings):
     settings.VISUALSEARCH_MODEL = MODEL
-    rng = np.random.default_rng(3)
-    hats, tops = CategoryFactory(name="Hats", slug="hats"), CategoryFactory(name="Tops", slug="tops")
-    images = [ProductImageFactory(product=ProductFactory(category=hats if i % 5 == 0 else tops)) for i in range(40)]
-    vectors = rng.standard_normal((len(images), DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    embeddings_store(images=images, vectors=vectors, model_name=MODEL)
-    index.embedding_index_ensure(model_name=MODEL, dim=DIM)
+    images, vectors, _ = random_indexed_catalogue(small="hats", every=5, size=40, seed=3)
     selectors._statements.clear()
     yield images, vectors
     selectors._statements.clear()
