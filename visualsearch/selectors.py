@@ -41,23 +41,28 @@ HEADROOM_MARGIN = 1.25
 # The ratio comes from PostgreSQL's row estimates (pg_class.reltuples, kept by ANALYZE and
 # autovacuum: no count over the catalogue), read at most this often per process.
 HEADROOM_TTL = 600.0
-_headroom: dict = {"value": float(IMAGES_PER_PRODUCT_HEADROOM), "read_at": float("-inf")}
+_headroom: dict = {"value": float(IMAGES_PER_PRODUCT_HEADROOM), "products": 0.0, "read_at": float("-inf")}
 # Listings of one photo fold into one result: a few more products than k keep the list full.
 FOLD_HEADROOM = 8
 # With a colour term, the nearest k * this are re-ranked (the colour can promote a garment
 # from the second page, not from the tenth).
 COLOUR_CANDIDATES_FACTOR = 3
-# A filter that leaves at most this many products is searched exactly, without the HNSW
-# index: the index walks the graph until enough rows pass the filter (pgvector's iterative
-# scan), which for a small category is most of the graph. On the demo catalogue (3,000
-# products, 44 products asked for, 2026-12-06): categories of 1-67 products 16-24 ms walked
-# against 4-8 ms exact, 108-604 products 9-12 against 4-7, 1,890 products 10 against 12.
-# The walk's cost grows with the catalogue and the exact one with the category only, so in
-# a larger catalogue the crossover moves up, never down. Exact is also exact: the relaxed
-# iterative scan found 0.994-0.998 of the exact 44 on the largest categories. Counted (up
-# to 1,001 rows) when the search statement is compiled: once per filter and process every
-# VISUALSEARCH_SHELVES_TTL seconds.
-EXACT_SEARCH_MAX_PRODUCTS = 1000
+# A filter that leaves few products is searched exactly, without the HNSW index: the index
+# walks the graph until enough rows pass the filter (pgvector's iterative scan), i.e. about
+# k / (the filter's share of the catalogue) rows, while the exact search reads the filter's
+# rows only - so the crossover grows with the square root of the catalogue. Measured
+# (docs/benchmarks.md, "Filtered queries", 2026-12-06; 44 products asked for, walked /
+# exact, p50): the demo's 3,000 products, the application's query - categories of 1-67
+# products 16-24 / 4-8 ms, 604 products 9.4 / 6.5, 1,890 10.2 / 12.4; 100,000 catalogue
+# vectors with noise, one table - 2,000 rows 11.6 / 1.6 ms, 5,000 5.5 / 3.6; 1,000,000 -
+# 5,000 rows 129 / 18 ms, 20,000 33 / 63. The walk also misses rows there (recall@44 0.06
+# for a 100-row filter at 1M: it gives up after hnsw.max_scan_tuples). Hence
+# max(EXACT_SEARCH_MIN_PRODUCTS, EXACT_SEARCH_PER_ROOT x sqrt(products)): 1,000 on the demo,
+# 3,162 at 100k, 10,000 at 1M, 70,711 at 50M (not measured there). The products come from
+# PostgreSQL's row estimates, as the headroom's; the filter's own count (up to the limit
+# + 1) is taken when its search statement is compiled, once per VISUALSEARCH_SHELVES_TTL.
+EXACT_SEARCH_MIN_PRODUCTS = 1000
+EXACT_SEARCH_PER_ROOT = 10.0
 
 
 _active_lock = threading.Lock()
@@ -89,9 +94,14 @@ def images_per_product_headroom() -> float:
     setting ``VISUALSEARCH_INDEX_ROWS_PER_PRODUCT`` fixes it."""
     if settings.VISUALSEARCH_INDEX_ROWS_PER_PRODUCT is not None:
         return settings.VISUALSEARCH_INDEX_ROWS_PER_PRODUCT
+    return _catalogue_estimates()["value"]
+
+
+def _catalogue_estimates() -> dict:
+    """The headroom and the products' row estimate, read at most every HEADROOM_TTL seconds."""
     now = time.monotonic()
     if now - _headroom["read_at"] < HEADROOM_TTL:
-        return _headroom["value"]
+        return _headroom
     alias = router.db_for_read(ProductImage)
     with connections[alias].cursor() as cursor:
         cursor.execute(
@@ -99,9 +109,18 @@ def images_per_product_headroom() -> float:
             " (SELECT reltuples FROM pg_class WHERE oid = %s::regclass)",
             [ProductImage._meta.db_table, Product._meta.db_table],
         )
-        value = headroom_from_estimates(*cursor.fetchone())
-    _headroom.update(value=value, read_at=now)
-    return value
+        images, products = cursor.fetchone()
+    _headroom.update(value=headroom_from_estimates(images, products), products=max(0.0, float(products or 0.0)), read_at=now)
+    return _headroom
+
+
+def exact_search_max_products() -> int:
+    """The most products a filter may leave to be searched exactly (see EXACT_SEARCH_PER_ROOT);
+    the setting ``VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS`` fixes it."""
+    if settings.VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS is not None:
+        return settings.VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS
+    products = _catalogue_estimates()["products"]
+    return max(EXACT_SEARCH_MIN_PRODUCTS, int(EXACT_SEARCH_PER_ROOT * math.sqrt(products)))
 
 
 def headroom_from_estimates(images: float | None, products: float | None) -> float:
@@ -113,7 +132,7 @@ def headroom_from_estimates(images: float | None, products: float | None) -> flo
 
 def images_per_product_forget() -> None:
     """Read the ratio again at the next search (tests; after a bulk import in this process)."""
-    _headroom.update(value=float(IMAGES_PER_PRODUCT_HEADROOM), read_at=float("-inf"))
+    _headroom.update(value=float(IMAGES_PER_PRODUCT_HEADROOM), products=0.0, read_at=float("-inf"))
 
 
 def active_model_forget() -> None:
@@ -200,17 +219,17 @@ def _nearest_rows_query(
 
 # Compiled search statements kept per process (a few per model and filter combination).
 STATEMENT_CACHE_SIZE = 512
-_statements: dict[tuple, tuple[float, tuple[str, tuple, tuple[int, ...]] | None, int | None]] = {}
+_statements: dict[tuple, tuple[float, tuple[str, tuple, tuple[int, ...]] | None, int | None, bool]] = {}
 
 
 def _nearest_rows_statement(
     model_name: str, dim: int, filters: ProductFilters, limit: int, excluding: bool, *, using: str
-) -> tuple[tuple[str, tuple, tuple[int, ...]] | None, int | None]:
+) -> tuple[tuple[str, tuple, tuple[int, ...]] | None, int | None, bool]:
     """The compiled search statement without its vector and exclusion: (SQL, the parameters
     after the vector's, the positions among them of the excluded ids' array), or None when
-    the vector is not the first parameter (then compile each time); and how many active
-    products pass ``filters``, counted up to EXACT_SEARCH_MAX_PRODUCTS + 1 (None: no filter).
-    A filter leaving at most EXACT_SEARCH_MAX_PRODUCTS compiles the exact statement.
+    the vector is not the first parameter (then compile each time); how many active products
+    pass ``filters``, counted up to ``exact_search_max_products()`` + 1 (None: no filter);
+    and whether that is few enough for the exact statement.
 
     Building and compiling the ORM query cost 4.6 of a search's 8.5 ms (median of 30 photo
     searches on the demo catalogue, 2026-12-01), and it depends only on these arguments -
@@ -222,13 +241,15 @@ def _nearest_rows_statement(
     now = time.monotonic()
     cached = _statements.get(key)
     if cached is not None and (filters.is_empty or now - cached[0] < settings.VISUALSEARCH_SHELVES_TTL):
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
     passing = products_matching(filters)
-    count = None if filters.is_empty else passing.using(using)[: max(0, EXACT_SEARCH_MAX_PRODUCTS) + 1].count()
+    most = exact_search_max_products()
+    count = None if filters.is_empty else passing.using(using)[: max(0, most) + 1].count()
+    exact = count is not None and count <= most
     probe, excluded_probe = np.zeros(dim, dtype=np.float32), [-1]
     query = _nearest_rows_query(
         vector=probe, dim=dim, model_name=model_name, filters=filters, exclude=excluded_probe if excluding else (), limit=limit,
-        exact=searched_exactly(count), passing=passing,
+        exact=exact, passing=passing,
     )
     statement = None
     if count != 0:  # nothing passes: no statement (an empty IN compiles to nothing)
@@ -240,13 +261,8 @@ def _nearest_rows_statement(
                 statement = (sql, rest, slots)
     if len(_statements) >= STATEMENT_CACHE_SIZE:
         _statements.clear()
-    _statements[key] = (now, statement, count)
-    return statement, count
-
-
-def searched_exactly(count: int | None) -> bool:
-    """Whether a filter that ``count`` products pass is searched without the index."""
-    return count is not None and count <= EXACT_SEARCH_MAX_PRODUCTS
+    _statements[key] = (now, statement, count, exact)
+    return statement, count, exact
 
 
 @dataclass(frozen=True)
@@ -275,7 +291,7 @@ def nearest_hits(
     apply to this query only: with a selective filter (a category holding 2% of the
     catalogue) a plain HNSW scan stops after ``ef_search`` candidates and returns fewer
     than ``k`` rows; the iterative scan keeps walking the graph until ``k`` rows pass. A
-    filter that leaves few products (``searched_exactly``) is searched exactly instead.
+    filter that leaves few products (``exact_search_max_products``) is searched exactly instead.
     """
     model_name = model_name or active_model_name()
     filters = filters or ProductFilters()
@@ -285,10 +301,9 @@ def nearest_hits(
     # Raw SQL does not pass through the database router: ask it (a read replica when the
     # request allows one, config/replicas.py).
     alias = router.db_for_read(ImageEmbedding)
-    statement, count = _nearest_rows_statement(model_name, dim, filters, limit, bool(excluded), using=alias)
+    statement, count, exact = _nearest_rows_statement(model_name, dim, filters, limit, bool(excluded), using=alias)
     if count == 0:
         return []  # no active product passes the filters
-    exact = searched_exactly(count)
     if statement is not None:
         sql, rest, slots = statement
         params = [HalfVector(vector).to_text(), *(excluded if n in slots else p for n, p in enumerate(rest))]

@@ -250,6 +250,11 @@ VISUALSEARCH_SHELVES_TTL = float(os.environ.get("VISUALSEARCH_SHELVES_TTL", "60"
 # PostgreSQL's row estimates (visualsearch.selectors.images_per_product_headroom), or a number.
 _rows_per_product = os.environ.get("VISUALSEARCH_INDEX_ROWS_PER_PRODUCT", "auto")
 VISUALSEARCH_INDEX_ROWS_PER_PRODUCT = None if _rows_per_product == "auto" else float(_rows_per_product)
+# A filter leaving at most this many products is searched exactly instead of through the
+# HNSW graph: "auto" grows it with the square root of the catalogue (1,000 up to 10,000
+# products, 10,000 at 1M; visualsearch.selectors.exact_search_max_products), or a number.
+_exact_max = os.environ.get("VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS", "auto")
+VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS = None if _exact_max == "auto" else int(_exact_max)
 VISUALSEARCH_SWEEP_BATCH = int(os.environ.get("VISUALSEARCH_SWEEP_BATCH", "256"))
 # Similar-items strips (their cards, not the products) are cached this long (seconds) in the
 # default cache; 0 turns the cache off. New vectors from the workers invalidate them at once.

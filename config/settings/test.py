@@ -30,6 +30,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
 VISUALSEARCH_ACTIVE_MODEL_TTL = 0
 VISUALSEARCH_SHELVES_TTL = 0  # tests build catalogues between searches
 VISUALSEARCH_INDEX_ROWS_PER_PRODUCT = 3.0  # likewise (tests/visualsearch/test_search_headroom.py estimates it)
+VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS = 1000  # likewise (tests/visualsearch/test_search_exact.py estimates it)
 RECOMMENDER_SIMILAR_TTL = 0  # likewise; tests/recommender/test_similar_cache.py turns it on
 # The suite embeds with torch: an ONNX export costs seconds per model and the tests train
 # many tiny ones. tests/visualsearch/embedding/test_onnx_backend.py tests ONNX Runtime

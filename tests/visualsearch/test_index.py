@@ -74,11 +74,11 @@ def _assert_every_search_uses_the_index(queries: list[dict]) -> int:
     ],
     ids=["plain", "category", "filters-and-exclusions"],
 )
-def test_photo_search_and_similar_items_use_the_index(indexed, filters, exclude, monkeypatch):
+def test_photo_search_and_similar_items_use_the_index(indexed, filters, exclude, settings):
     _, vectors, _ = indexed
     # A filter leaving few products is searched exactly (tests/visualsearch/test_search_exact.py);
     # here every filter is taken for a large one, as in a real catalogue.
-    monkeypatch.setattr(selectors, "EXACT_SEARCH_MAX_PRODUCTS", -1)
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS = -1
     with CaptureQueriesContext(connection) as captured:
         nearest_product_ids(vector=vectors[0], k=5, filters=filters, exclude_product_ids=exclude)
     assert _assert_every_search_uses_the_index(captured.captured_queries) == 1

@@ -49,9 +49,9 @@ def test_a_small_category_is_searched_exactly(catalogue):
     assert hits[0].score == pytest.approx(float(vectors[[i.product_id for i in images].index(expected[0])] @ query), abs=2e-3)
 
 
-def test_a_large_filter_and_no_filter_use_the_index(catalogue, monkeypatch):
+def test_a_large_filter_and_no_filter_use_the_index(catalogue, settings):
     images, vectors = catalogue
-    monkeypatch.setattr(selectors, "EXACT_SEARCH_MAX_PRODUCTS", 5)  # the 8 hats are "many" now
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS = 5  # the 8 hats are "many" now
     _, sql, _ = _search(vectors[0], ProductFilters(category="hats"))
     assert "is_canonical" in sql
     _, plain, queries = _search(vectors[0], None)
@@ -76,3 +76,23 @@ def test_the_products_are_counted_once_per_filter_while_the_shelves_last(catalog
     _, _, second = _search(vectors[1], filters)
     counts = lambda queries: sum("COUNT(" in q["sql"].upper() for q in queries)  # noqa: E731
     assert counts(first) == 1 and counts(second) == 0
+
+
+@pytest.mark.parametrize(
+    ("products", "most"),
+    [(-1, 1000), (0, 1000), (3_000, 1000), (100_000, 3162), (1_000_000, 10_000), (50_000_000, 70_710)],
+)
+def test_the_exact_limit_grows_with_the_square_root_of_the_catalogue(settings, products, most):
+    # -1: never analysed. From PostgreSQL's row estimate, read with the headroom's.
+    settings.VISUALSEARCH_EXACT_SEARCH_MAX_PRODUCTS = None
+    selectors.images_per_product_forget()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'shop_product'")
+        (saved,) = cursor.fetchone()
+        cursor.execute("UPDATE pg_class SET reltuples = %s WHERE relname = 'shop_product'", [products])
+    try:
+        assert selectors.exact_search_max_products() == most
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE pg_class SET reltuples = %s WHERE relname = 'shop_product'", [saved])
+        selectors.images_per_product_forget()

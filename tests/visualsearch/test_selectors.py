@@ -193,10 +193,10 @@ def test_the_compiled_statement_answers_as_a_fresh_compile(catalogue, monkeypatc
             hits = nearest_hits(vector=query, k=6, filters=filters, exclude_product_ids=excluded)
             assert not {h.product_id for h in hits} & excluded
             cached[(filters, frozenset(excluded))] = [(h.product_id, round(h.score, 5)) for h in hits]
-    assert any(statement is not None for _, statement, _ in selectors._statements.values())
+    assert any(statement is not None for _, statement, _, _ in selectors._statements.values())
     compiled = selectors._nearest_rows_statement
-    # Compile every time (keeping the count of passing products, which picks the exact search).
-    monkeypatch.setattr(selectors, "_nearest_rows_statement", lambda *args, **kwargs: (None, compiled(*args, **kwargs)[1]))
+    # Compile every time (keeping the count of passing products and whether it picks the exact search).
+    monkeypatch.setattr(selectors, "_nearest_rows_statement", lambda *args, **kwargs: (None, *compiled(*args, **kwargs)[1:]))
     for (filters, excluded), expected in cached.items():
         hits = nearest_hits(vector=query, k=6, filters=filters, exclude_product_ids=excluded)
         assert [(h.product_id, round(h.score, 5)) for h in hits] == expected, (filters, excluded)
