@@ -40,8 +40,7 @@ def product_get_active(*, product_id: int) -> Product | None:
 
 def product_get_by_ids(*, ids: list[int]) -> list[Product]:
     """Active products in the order of ``ids`` (missing or hidden ones are left out)."""
-    by_id = {p.id: p for p in _with_images(Product.objects.filter(id__in=ids, status=Product.Status.ACTIVE))}
-    return [by_id[i] for i in ids if i in by_id]
+    return _in_order_of(ids, _with_images(Product.objects.filter(id__in=ids, status=Product.Status.ACTIVE)))
 
 
 # What a product card shows (storefront/_product_card.html, the APIs' result rows, "also
@@ -66,7 +65,12 @@ def product_cards_by_ids(*, ids: list[int]) -> list[Product]:
         .only(*CARD_PRODUCT_FIELDS)
         .prefetch_related(Prefetch("images", queryset=images))
     )
-    by_id = {p.id: p for p in queryset}
+    return _in_order_of(ids, queryset)
+
+
+def _in_order_of(ids: list[int], products) -> list[Product]:
+    """``products`` in the order of ``ids``; ids without a product are left out."""
+    by_id = {p.id: p for p in products}
     return [by_id[i] for i in ids if i in by_id]
 
 

@@ -16,6 +16,7 @@ from django.views.defaults import page_not_found, server_error
 
 from config.middleware import is_api_request
 
+
 @csrf_exempt  # answers 404 to every method; a POST must not get the CSRF failure page instead
 def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     return JsonResponse({"detail": "No API endpoint at this address (see /api/docs/)."}, status=404)
