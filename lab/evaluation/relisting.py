@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -50,6 +50,11 @@ GRID_SHARE = (0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25)
 GRID_COLOUR = (3.0, 4.0, 6.0, 8.0, 1e9)
 GRID_COSINE = (0.3, 0.5, 0.6)
 GRID_DETAIL = (0.3, 0.35, 0.4, 0.5, 1e9)
+# The patch-agreement rule, chosen second (the first rule's thresholds fixed): a product grid
+# of both would be 20x the evaluations.
+GRID_AGREEMENT = (0.7, 0.75, 0.8, 0.85, 0.9, 2.0)  # 2.0: the rule off
+GRID_AGREEMENT_INLIERS = (10, 15, 20, 25)
+GRID_AGREEMENT_COLOUR = (2.0, 3.0, 4.0, 6.0)
 CROP_SMALL = 0.10  # "crops up to 10%": the largest share cut from one side
 
 
@@ -97,26 +102,42 @@ def _metrics(pairs: list[Pair], thresholds: VerifyThresholds) -> dict:
     }
 
 
+def _middle_of_best(feasible: list[tuple[float, tuple, VerifyThresholds, dict]]) -> tuple[VerifyThresholds, dict]:
+    """The highest recall; among equals, the middle one (ordered from loose to strict), to
+    keep a margin on both sides."""
+    best_recall = max(row[0] for row in feasible)
+    tied = sorted((row for row in feasible if row[0] == best_recall), key=lambda row: row[1])
+    _, _, chosen, metrics = tied[len(tied) // 2]
+    return chosen, metrics
+
+
 def choose_thresholds(pairs: list[Pair]) -> tuple[VerifyThresholds, dict]:
-    """The grid point with the highest recall at precision >= TARGET_PRECISION; among equals,
-    the middle one (ordered from loose to strict), to keep a margin on both sides."""
+    """The grid point with the highest recall at precision >= TARGET_PRECISION (the shipped
+    thresholds where none reaches it), then the patch-agreement rule's thresholds with the
+    highest recall that add no false positive to those."""
     feasible: list[tuple[float, tuple, VerifyThresholds, dict]] = []
+    off = {"min_agreement": 2.0}
     for cosine in GRID_COSINE:
         for inliers in GRID_INLIERS:
             for share in GRID_SHARE:
                 for colour in GRID_COLOUR:
                     for detail in GRID_DETAIL:
                         t = VerifyThresholds(min_inliers=inliers, min_inlier_share=share, max_colour_shift=colour,
-                                             min_cosine=cosine, max_detail=detail)
+                                             min_cosine=cosine, max_detail=detail, **off)
                         m = _metrics(pairs, t)
                         if m["precision"] >= TARGET_PRECISION:
                             feasible.append((m["recall"], (inliers, share, -colour, cosine, -detail), t, m))
-    if not feasible:
-        return DEFAULT_VERIFY_THRESHOLDS, _metrics(pairs, DEFAULT_VERIFY_THRESHOLDS)
-    best_recall = max(row[0] for row in feasible)
-    tied = sorted((row for row in feasible if row[0] == best_recall), key=lambda row: row[1])
-    _, _, chosen, metrics = tied[len(tied) // 2]
-    return chosen, metrics
+    first, metrics = _middle_of_best(feasible) if feasible else (
+        replace(DEFAULT_VERIFY_THRESHOLDS, **off), _metrics(pairs, replace(DEFAULT_VERIFY_THRESHOLDS, **off)))
+    second = []
+    for agreement in GRID_AGREEMENT:
+        for inliers in GRID_AGREEMENT_INLIERS:
+            for colour in GRID_AGREEMENT_COLOUR:
+                t = replace(first, min_agreement=agreement, agreement_min_inliers=inliers, agreement_max_colour_shift=colour)
+                m = _metrics(pairs, t)
+                if m["false_positives"] <= metrics["false_positives"]:
+                    second.append((m["recall"], (agreement, inliers, -colour), t, m))
+    return _middle_of_best(second)
 
 
 def _recall_by(pairs: list[Pair], thresholds: VerifyThresholds, key: Callable[[Pair], list[str]]) -> dict:
@@ -129,18 +150,11 @@ def _recall_by(pairs: list[Pair], thresholds: VerifyThresholds, key: Callable[[P
 
 
 def pr_curve(pairs: list[Pair], thresholds: VerifyThresholds) -> list[dict]:
-    """Precision and recall as the inlier threshold moves (the other thresholds fixed)."""
+    """Precision and recall as the inlier threshold moves (the other thresholds fixed; the
+    agreement rule's own inlier floor moves with it once passed)."""
     out = []
     for inliers in (10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 10**6):
-        t = VerifyThresholds(
-            min_inliers=inliers,
-            min_inlier_share=thresholds.min_inlier_share,
-            max_colour_shift=thresholds.max_colour_shift,
-            min_cosine=thresholds.min_cosine,
-            max_changed=thresholds.max_changed,
-            max_detail=thresholds.max_detail,
-        )
-        m = _metrics(pairs, t)
+        m = _metrics(pairs, replace(thresholds, min_inliers=inliers, agreement_min_inliers=max(inliers, thresholds.agreement_min_inliers)))
         out.append({"min_inliers": inliers if inliers < 10**6 else None, "precision": round(m["precision"], 4), "recall": round(m["recall"], 4)})
     return out
 
@@ -242,7 +256,7 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
     def report(thresholds: VerifyThresholds, subset: list[Pair]) -> dict:
         return {
             **_metrics(subset, thresholds),
-            "hash_rule_only": _metrics(subset, VerifyThresholds(min_inliers=10**9)),
+            "hash_rule_only": _metrics(subset, VerifyThresholds(min_inliers=10**9, agreement_min_inliers=10**9)),
             "recall_by_edit": _recall_by(
                 subset,
                 thresholds,

@@ -109,7 +109,7 @@ def test_a_verified_flag_shows_where_the_pictures_match(client, staff, embedded)
     evidence["decided_by"] = "verification"
     evidence["verification"] = {
         "inliers": 212, "matches": 300, "inlier_area": 0.6, "inlier_share": 0.7, "colour_shift": 1.0, "mirrored": False,
-        "edits": ["cropped"], "changed": 0.04, "regions": {str(image_a.id): [0.1, 0.2, 0.6, 0.9], str(image_b.id): [0.0, 0.0, 1.0, 1.0]},
+        "edits": ["cropped"], "changed": 0.04, "agreement": 0.93, "regions": {str(image_a.id): [0.1, 0.2, 0.6, 0.9], str(image_b.id): [0.0, 0.0, 1.0, 1.0]},
     }
     DuplicateFlag.objects.filter(pk=flag.pk).update(evidence=evidence)
     client.force_login(staff)
@@ -121,6 +121,7 @@ def test_a_verified_flag_shows_where_the_pictures_match(client, staff, embedded)
     assert f'<rect x="{round(x, 1)}" y="{round(y, 1)}" width="{round(0.5 * image_a.width, 1)}"' in card
     assert f'viewBox="0 0 {image_a.width} {image_a.height}"' in card
     assert "Same photo, cropped; 212 matching points line up." in card and "Changed area <b>4%</b>" in card
+    assert "Same patches in place <b>93%</b>" in card
     # A flag without regions (found before verification recorded them) shows plain pictures.
     other = DuplicateFlag.objects.exclude(pk=flag.pk).first()
     other_card = html[html.index(f'id="flag-{other.pk}"'):]
