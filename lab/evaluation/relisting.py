@@ -321,7 +321,7 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
                 **{("guessed_edits" if k == "edits" else k): v for k, v in p.verification.as_evidence().items()},
                 "a": p.a, "b": p.b, "positive": p.positive, "half": p.half, "kind": p.kind, "edits": list(p.edits),
                 "crop_max_share": p.notes.get("crop_max_share"), "cosine": round(p.cosine, 4), "hash_distance": p.distance,
-                "colour_distance": p.colour, "hash_rule": p.hash_rule,
+                "colour_distance": p.colour, "hash_rule": p.hash_rule, "transform": list(p.verification.transform),
             }
             for p in pairs
         ],
