@@ -223,9 +223,7 @@ class Verification:
         """The transform keeps scale and angle (a shift at most), and nothing was mirrored."""
         if self.mirrored or len(self.transform) != 6:
             return False
-        a, b, _, c, d, _ = self.transform
-        scale_x, scale_y = float(np.hypot(a, c)), float(np.hypot(b, d))
-        rotation = float(np.degrees(np.arctan2(c, a)))
+        scale_x, scale_y, rotation = scales_and_rotation(np.asarray(self.transform, dtype=np.float64).reshape(2, 3))
         return abs(scale_x - 1) < UNMOVED_SCALE and abs(scale_y - 1) < UNMOVED_SCALE and abs(rotation) < UNMOVED_DEGREES
 
     @property
@@ -359,18 +357,23 @@ def _points_box(points: np.ndarray, size: tuple[int, int]) -> tuple[float, ...]:
     return tuple(round(min(1.0, max(0.0, float(v))), 4) for v in (xs.min(), ys.min(), xs.max(), ys.max()))
 
 
+def scales_and_rotation(model: np.ndarray) -> tuple[float, float, float]:
+    """An affine model's scale along x and along y, and its rotation in degrees."""
+    linear = model[:, :2]
+    scale_x, scale_y = float(np.linalg.norm(linear[:, 0])), float(np.linalg.norm(linear[:, 1]))
+    return scale_x, scale_y, float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+
+
 def _plausible(model: np.ndarray) -> bool:
     if not np.all(np.isfinite(model)):
         return False  # RANSAC on degenerate points (a blank picture) can return NaNs
-    linear = model[:, :2]
-    if np.linalg.det(linear) <= 0:
+    if np.linalg.det(model[:, :2]) <= 0:
         return False
-    sx, sy = np.linalg.norm(linear[:, 0]), np.linalg.norm(linear[:, 1])
+    sx, sy, angle = scales_and_rotation(model)
     if not (MIN_SCALE <= sx <= MAX_SCALE and MIN_SCALE <= sy <= MAX_SCALE):
         return False
     if max(sx, sy) / min(sx, sy) > MAX_ANISOTROPY:
         return False
-    angle = np.degrees(np.arctan2(linear[1, 0], linear[0, 0]))
     return abs(angle) <= MAX_ROTATION_DEGREES
 
 
@@ -421,9 +424,8 @@ def patch_agreement(a: Features, b: Features, model: np.ndarray) -> float | None
     checked where it should be."""
     if a.angles is None or a.octaves is None or a.descriptors is None or len(a) == 0:
         return None
-    linear = model[:, :2]
-    scale = float(np.sqrt(abs(np.linalg.det(linear))))
-    rotation = float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    scale = float(np.sqrt(abs(np.linalg.det(model[:, :2]))))
+    rotation = scales_and_rotation(model)[2]
     placed = cv2.transform(a.points[None], model)[0]
     width, height = b.size
     inside = np.flatnonzero(
@@ -627,8 +629,7 @@ def colour_shift(a: Features, b: Features, model: np.ndarray) -> float:
 def _guess_edits(a: Features, b: Features, model: np.ndarray, mirrored: bool) -> tuple[str, ...]:
     edits: list[str] = [EDIT_MIRROR] if mirrored else []
     linear = model[:, :2]
-    angle = float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
-    if abs(angle) > ROTATION_DEGREES:
+    if abs(scales_and_rotation(model)[2]) > ROTATION_DEGREES:
         edits.append(EDIT_ROTATE)
     # Where a's picture lands in b, and b's in a (as shares of the receiving side).
     wa, ha = a.size

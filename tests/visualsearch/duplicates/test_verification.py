@@ -63,6 +63,10 @@ def check(copy: Image.Image, original: Image.Image = ORIGINAL, *, cosine: float 
     return result, DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=cosine)
 
 
+def _catalogue_photo(folder, product_id: int) -> Image.Image:
+    return Image.open(folder / "images" / f"{product_id}.jpg").convert("RGB")
+
+
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_each_relisting_edit_is_verified_as_the_same_photo(edit):
     result, passed = check(EDITS[edit](ORIGINAL))
@@ -151,10 +155,7 @@ def test_a_same_pose_shot_of_another_print_is_told_apart_by_its_detail(shared_ca
     # Real catalogue photos: two Puma T-shirts shot in one session, the same model and pose,
     # the logo green on one and yellow on the other. Face, arms and jeans give the keypoints
     # one transform, and the colours are close; the fine detail is not the same.
-    def catalogue_photo(product_id: int) -> Image.Image:
-        return Image.open(shared_catalog / "images" / f"{product_id}.jpg").convert("RGB")
-
-    green, yellow = catalogue_photo(10058), catalogue_photo(10069)
+    green, yellow = _catalogue_photo(shared_catalog, 10058), _catalogue_photo(shared_catalog, 10069)
     reshoot, passes = check(yellow, green)
     assert reshoot.inliers >= DEFAULT_VERIFY_THRESHOLDS.min_inliers  # the geometry alone would flag it
     assert reshoot.inlier_share >= DEFAULT_VERIFY_THRESHOLDS.min_inlier_share
@@ -163,7 +164,7 @@ def test_a_same_pose_shot_of_another_print_is_told_apart_by_its_detail(shared_ca
     # A re-listing of the very photo keeps its detail (and two listings of one photo of jeans).
     relisted, relisted_passes = check(relisted_copy(green), green)
     assert relisted_passes and relisted.detail <= 0.2
-    same, same_passes = check(catalogue_photo(13260), catalogue_photo(13259))
+    same, same_passes = check(_catalogue_photo(shared_catalog, 13260), _catalogue_photo(shared_catalog, 13259))
     assert same_passes and same.detail <= 0.2
 
 
@@ -215,10 +216,6 @@ def test_tone_matching_recovers_the_edit_within_its_bounds_only():
     assert np.abs(_tone_matched(x, edited) - edited).max() < 1e-6
     swapped = x[:, ::-1]  # a hue change: would need a saturation far below zero
     assert np.abs(_tone_matched(x, swapped) - swapped).mean() > 20
-
-
-def _catalogue_photo(folder, product_id: int) -> Image.Image:
-    return Image.open(folder / "images" / f"{product_id}.jpg").convert("RGB")
 
 
 def test_a_soft_thumbnail_yields_keypoints_and_is_verified(shared_catalog):
