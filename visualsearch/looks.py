@@ -32,6 +32,10 @@ from visualsearch.selectors import active_model_name
 WHOLE = "whole"
 # JPEG quality of the kept photo: enough to redraw it and to crop boxes from it.
 STORED_QUALITY = 85
+# Pillow's optimised Huffman tables: 12 % smaller (29.1 against 33.0 kB, median of 40 consumer
+# photos at 533 px) for 0.6 ms more per upload (1.13 against 0.53 ms), a fortieth of a photo
+# search: a search is kept for a day, the shopper waits for every one (2026-12-06).
+STORED_OPTIMIZE = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def _stored(photo: Image.Image) -> tuple[Image.Image, bytes]:
     kept = photo.convert("RGB") if photo.mode != "RGB" else photo.copy()  # never the caller's image: thumbnail() works in place
     kept.thumbnail((PhotoSearch.STORED_SIDE, PhotoSearch.STORED_SIDE))
     buffer = io.BytesIO()
-    kept.save(buffer, format="JPEG", quality=STORED_QUALITY, optimize=True)
+    kept.save(buffer, format="JPEG", quality=STORED_QUALITY, optimize=STORED_OPTIMIZE)
     return kept, buffer.getvalue()
 
 

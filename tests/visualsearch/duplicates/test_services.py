@@ -10,7 +10,9 @@ from shop.models import Product
 from visualsearch.duplicates import selectors, services
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
 from visualsearch.models import ImageEmbedding
-from visualsearch.selectors import nearest_product_ids, product_vectors
+from shop.filters import ProductFilters, products_matching
+from visualsearch import selectors as vs_selectors
+from visualsearch.selectors import nearest_hits, nearest_product_ids, product_vectors
 from visualsearch.indexing import images_embed
 from visualsearch.tasks import embed_images
 
@@ -98,6 +100,30 @@ def test_exact_copies_share_one_index_node_and_stay_searchable(embedded):
     canonical = rows.get(is_canonical=True)
     Product.objects.filter(pk=canonical.product_id).delete()
     assert ImageEmbedding.objects.get(image=images["exact"] if canonical.image_id == images["original"].id else images["original"]).is_canonical
+
+
+def test_the_compiled_copies_statement_answers_as_the_orm_query(embedded, monkeypatch):
+    """The listings sharing a photo are read with one compiled statement per model and
+    filters, reused with other photos and other exclusions: each answer must be the ORM's."""
+    products, _ = embedded
+    monkeypatch.setattr(vs_selectors, "_copy_statements", {})
+    north = products["original"].merchant
+    vector = product_vectors(product_ids=[products["exact"].id])[products["exact"].id]
+    cases = [
+        (ProductFilters(), ()),
+        (ProductFilters(), (products["original"].id,)),
+        (ProductFilters(merchant=north.slug), ()),  # only the original of the two listings passes
+        (ProductFilters(merchant=products["exact"].merchant.slug), (products["near"].id,)),
+    ]
+    for _ in range(2):  # the second round reads the kept statements
+        for filters, excluded in cases:
+            hits = nearest_hits(vector=vector, k=5, filters=filters, exclude_product_ids=excluded)
+            passing = products_matching(filters).exclude(id__in=excluded)
+            expected = set(passing.filter(id__in=[products["original"].id, products["exact"].id]).values_list("id", flat=True))
+            copies = {h.product_id for h in hits if h.sha256}
+            assert copies == expected, (filters, excluded)
+            assert all(h.score == pytest.approx(1.0, abs=1e-2) for h in hits if h.sha256)
+    assert len(vs_selectors._copy_statements) == 3  # one per (model, filters)
 
 
 def test_confirm_hides_the_newer_listing_and_records_who(embedded, staff):
