@@ -31,6 +31,13 @@ def unit_hash(salt: str, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def validation_contributor(photo, *, seed: int, fraction: float) -> bool:
+    """Whether a training-side consumer photo's contributor is held back for validation: by
+    the embedding's training (the per-epoch score) and its category classifier's (calibration,
+    the narrowing threshold), and by what the lab chooses for serving on those photos."""
+    return unit_hash(f"{seed}:val-consumer", f"sender:{photo.sender_id or photo.id}") < fraction
+
+
 def duplicate_groups(ids: Iterable[str], pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """{id: group key}: union-find over ``pairs``; the key is the group's smallest id."""
     parent = {i: i for i in ids}

@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -55,6 +55,9 @@ class CategoryDecision:
     source: str  # "classifier" or "neighbours"
     threshold: float  # the probability above which the top guess narrows the search
     applied: Category | None  # the category the search is narrowed to (the guess, or its parent)
+    # The classifier's probability of every category it knows (category id -> probability),
+    # for the search's category term; empty for the neighbour vote, whose weight was never measured.
+    prior: dict[int, float] = field(default_factory=dict)
 
     @property
     def top(self) -> CategoryGuess | None:
@@ -168,4 +171,5 @@ def category_decide(*, vector: np.ndarray, model_name: str, auto: bool = True) -
     applied = None
     if auto and shown and shown[0].probability >= threshold:
         applied = category_scope(shown[0].category)
-    return CategoryDecision(guesses=shown, source=source, threshold=threshold, applied=applied)
+    prior = {g.category.id: g.probability for g in guesses} if source == "classifier" else {}
+    return CategoryDecision(guesses=shown, source=source, threshold=threshold, applied=applied, prior=prior)

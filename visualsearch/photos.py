@@ -26,6 +26,10 @@ from visualsearch.selectors import (
 # the cosine under which a result is not shown as a match.
 DEFAULT_COLOUR_WEIGHT = 0.05
 DEFAULT_RELEVANCE_FLOOR = 0.0
+# The category term's weight (added to the cosine, times the classifier's probability of the
+# product's category): none until measured for a model, since it depends on how well that
+# model's classifier is calibrated.
+DEFAULT_CATEGORY_WEIGHT = 0.0
 
 # A box smaller than this holds too little of the garment for the CNN to see anything.
 MIN_BOX_SIDE = 16
@@ -75,6 +79,7 @@ def photo_embed(*, image: Image.Image, box: Box | None = None, model_name: str |
 class SearchSettings:
     colour_weight: float
     relevance_floor: float
+    category_weight: float = DEFAULT_CATEGORY_WEIGHT
 
 
 @functools.lru_cache(maxsize=16)
@@ -85,6 +90,7 @@ def search_settings(model_name: str) -> SearchSettings:
     return SearchSettings(
         colour_weight=float(measured.get("colour_weight", DEFAULT_COLOUR_WEIGHT)),
         relevance_floor=float(measured.get("relevance_floor", DEFAULT_RELEVANCE_FLOOR)),
+        category_weight=float(measured.get("category_weight", DEFAULT_CATEGORY_WEIGHT)),
     )
 
 
@@ -115,15 +121,18 @@ def photo_search(
     auto_category: bool = True,
 ) -> PhotoSearch:
     """Search with an embedded photo region: guess its category (and narrow the search to it
-    when confident and the shopper chose none), rank by similarity plus the colour term,
-    and keep what clears the model's relevance floor."""
+    when confident and the shopper chose none), rank by similarity plus the colour term and,
+    unless the shopper chose a category or "any category", the category term, and keep what
+    clears the model's relevance floor."""
     filters = filters or ProductFilters()
     tuned = search_settings(model_name)
-    decision = category_decide(vector=vector, model_name=model_name, auto=auto_category and not filters.category)
+    guessing = auto_category and not filters.category
+    decision = category_decide(vector=vector, model_name=model_name, auto=guessing)
     if decision.applied is not None:
         filters = replace(filters, category=decision.applied.slug)
     matches = product_search_by_vector(
-        vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight
+        vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight,
+        category_prior=decision.prior if guessing else None, category_weight=tuned.category_weight,
     )
     return PhotoSearch(
         model_name=model_name,

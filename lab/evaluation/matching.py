@@ -22,10 +22,16 @@ catalogue photos):
   hold-out) and only *reported* on the hold-out;
 * **relevance floor**: the cosine under which the top result is more often wrong than right
   (category of the top-1), chosen on training-side consumer photos, reported on the hold-out
-  as the share of searches that would say "nothing close".
+  as the share of searches that would say "nothing close";
+* **category term**: "with the system" also re-ranks the search's candidates (the nearest
+  ``TOP * COLOUR_CANDIDATES_FACTOR + FOLD_HEADROOM``, as serving fetches them) by the cosine
+  plus a weight times the classifier's probability of each product's category. The weight is
+  *chosen* on the consumer photos the classifier's training held back for its own
+  validation (training-side contributors, the model's ``val_fraction``) against the
+  training-side gallery, and *reported* on the hold-out, with the system's numbers without it.
 
-``--record`` writes the chosen colour weight and floor into each fine-tuned model's
-``metadata.json`` ("search"), where serving reads them.
+``--record`` writes the chosen colour weight, category weight and floor into each fine-tuned
+model's ``metadata.json`` ("search"), where serving reads them.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from lab.cache import VectorCache, encode_cached, file_key
 from lab.evaluation.quality import encoder_for, holdout_split
 from lab.metrics import exact_top_k
 from lab.reports import json_write, machine_info, md_table, text_table
-from lab.split import HoldoutSplit
+from lab.split import HoldoutSplit, validation_contributor
 from visualsearch.categories import (
     MIN_CATEGORY_PRODUCTS,
     VOTE_AUTO_THRESHOLD,
@@ -54,15 +60,24 @@ from visualsearch.categories import (
 from visualsearch.colour import ColourProfile, garment_profile, studio_profile
 from visualsearch.duplicates.detection import fingerprint
 from visualsearch.embedding import load_embedder
+from visualsearch.embedding import model_metadata
 from visualsearch.embedding.config import model_folder
+from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM
 
 COLOUR_WEIGHTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2)
 # The colour weight may not cost views R@1 more than this on the selection set.
 COLOUR_MAX_R1_LOSS = 0.01
+# Weights of the category term tried on the classifier's validation photos (0: off), and how
+# close to the best P@10 there the chosen (smallest such) weight must come: the validation
+# set is a few hundred photos (243 for v7), so weights within this of the best are a plateau,
+# not a ranking, and the smallest moves the results least.
+CATEGORY_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)
+CATEGORY_WEIGHT_TOLERANCE = 0.005
 TRAIN_SIDE_PRODUCTS = 1500
 TRAIN_SIDE_VIEWS = 500
 EVAL_SEED = 0
 TOP = 10
+CANDIDATES = TOP * COLOUR_CANDIDATES_FACTOR + FOLD_HEADROOM
 
 
 @dataclass
@@ -230,6 +245,70 @@ def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray,
     return out, "neighbours"
 
 
+def _narrowed(scores: np.ndarray, guesses, scope) -> tuple[np.ndarray, int]:
+    """``scores`` with every search whose guess is confident narrowed to its category's scope
+    (the rest -inf), as serving narrows them; and how many were."""
+    scores = scores.copy()
+    narrowed = 0
+    for n, (label, probability, threshold) in enumerate(guesses):
+        mask = scope(label) if probability >= threshold else None
+        if mask is not None:
+            scores[n] = np.where(mask, scores[n], -np.inf)
+            narrowed += 1
+    return scores, narrowed
+
+
+def _category_prior(name: str, vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem]) -> np.ndarray | None:
+    """(queries, gallery): the classifier's probability that each query shows the gallery
+    item's articleType (0 for a type it does not know); None without a classifier."""
+    head = load_embedder(name).category_head
+    if head is None:
+        return None
+    column = {label: n for n, label in enumerate(head.labels)}
+    rows = np.array([column.get(item.article_type, -1) for item in gallery])
+    probabilities = head.probabilities(vectors)
+    return np.where(rows[None, :] >= 0, probabilities[:, np.maximum(rows, 0)], 0.0)
+
+
+def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float) -> np.ndarray:
+    """Serving's re-ranking: the CANDIDATES best of each row by ``scores``, scored again with
+    ``weight`` times ``prior``; everything else -inf."""
+    if prior is None or weight <= 0:
+        return scores
+    out = np.full_like(scores, -np.inf)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :CANDIDATES]
+    rows = np.arange(len(scores))[:, None]
+    kept = np.isfinite(scores[rows, top])
+    out[rows, top] = np.where(kept, scores[rows, top] + weight * prior[rows, top], -np.inf)
+    return out
+
+
+def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, dict]:
+    """The smallest category-term weight within CATEGORY_WEIGHT_TOLERANCE of the best P@10, as
+    served, on the consumer photos the model's classifier held back (its training's validation contributors), against the
+    training-side gallery; 0 for a model without a classifier or a recorded split."""
+    metadata = model_metadata(name)
+    recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
+    if load_embedder(name).category_head is None or "seed" not in metadata or "val_fraction" not in recipe:
+        return 0.0, {}
+    types = np.array([g.article_type for g in sets.select_gallery])
+    rows = [
+        n for n, p in enumerate(sets.select_consumer)
+        if p.label in mapping.article_types and validation_contributor(p, seed=int(metadata["seed"]), fraction=float(recipe["val_fraction"]))
+    ]
+    if not rows:
+        return 0.0, {}
+    queries = vectors["select_consumer"][rows]
+    relevant = np.stack([np.isin(types, list(mapping.article_types[sets.select_consumer[n].label])) for n in rows])
+    guesses, _ = _system_guesses(name, queries, vectors["select_gallery"], sets.select_gallery)
+    narrowed, _ = _narrowed(queries @ vectors["select_gallery"].T, guesses, _scope_masks(sets.select_gallery))
+    prior = _category_prior(name, queries, sets.select_gallery)
+    trials = {w: float(_precision_at(_ranking(_category_term(narrowed, prior, w), TOP), relevant, 10).mean()) for w in CATEGORY_WEIGHTS}
+    best = max(trials.values())
+    weight = min(w for w, p10 in trials.items() if p10 >= best - CATEGORY_WEIGHT_TOLERANCE)
+    return weight, {"photos": len(rows), "p10": {str(w): p for w, p in trials.items()}}
+
+
 def _precision_at(ranking: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
     return np.array([relevant[n][ranking[n, :k]].mean() for n in range(len(ranking))])
 
@@ -252,15 +331,12 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     plain = _ranking(consumer @ gallery.T, TOP)
     out["consumer_p10"] = float(_precision_at(plain, relevant, 10).mean())
     guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
-    scope = _scope_masks(sets.gallery)
-    system_scores = consumer @ gallery.T
-    narrowed = 0
-    for n, (label, probability, threshold) in enumerate(guesses):
-        mask = scope(label) if probability >= threshold else None
-        if mask is not None:
-            system_scores[n] = np.where(mask, system_scores[n], -np.inf)
-            narrowed += 1
-    system = _ranking(system_scores, TOP)
+    narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery))
+    # The category term: its weight chosen on the classifier's own validation photos.
+    category_weight, selection = _category_weight_choose(name, sets, vectors, mapping)
+    prior = _category_prior(name, consumer, sets.gallery)
+    system = _ranking(_category_term(narrowed_scores, prior, category_weight), TOP)
+    without = _ranking(narrowed_scores, TOP)
     labels = [sets.consumer[n].label for n in usable]
     top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, _, _), lab in zip(guesses, labels, strict=True)])
     out["system"] = {
@@ -270,6 +346,12 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
         "top8_share": float(_precision_at(system, relevant, 8).mean()),
         "category_top1": float(top1_hit.mean()),
         "category_top1_per_label": {lab: float(top1_hit[np.array(labels) == lab].mean()) for lab in sorted(set(labels))},
+        "category_weight": category_weight,
+        "category_weight_selection": selection,
+        "without_category_term": {
+            "consumer_p10": float(_precision_at(without, relevant, 10).mean()),
+            "top8_share": float(_precision_at(without, relevant, 8).mean()),
+        },
     }
     out["plain_top8_share"] = float(_precision_at(plain, relevant, 8).mean())
 
@@ -326,7 +408,8 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     log(f"  {name}: views R@1 {out['views_r1']:.3f}, copies R@1 {out['copies_r1']:.3f}, consumer P@10 {out['consumer_p10']:.3f} "
         f"-> {out['system']['consumer_p10']:.3f} with the system, top-8 share {out['system']['top8_share']:.3f}, "
         f"category top-1 {out['system']['category_top1']:.3f}, instance R@1 {out['consumer_instance_r1']:.3f}, "
-        f"colour share {before[0]:.3f} -> {after[0]:.3f} (weight {weight}), floor {floor:.3f}")
+        f"colour share {before[0]:.3f} -> {after[0]:.3f} (weight {weight}), floor {floor:.3f}; category term weight "
+        f"{out['system']['category_weight']} (P@10 {out['system']['without_category_term']['consumer_p10']:.3f} without it)")
     return out
 
 
@@ -385,6 +468,7 @@ def _record(name: str, report: dict, options: MatchingOptions, log) -> None:
     metadata = json.loads(path.read_text())
     metadata["search"] = {
         "colour_weight": report["colour"]["weight"],
+        "category_weight": report["system"]["category_weight"],
         "relevance_floor": round(report["relevance_floor"]["floor"], 4),
         "chosen_by": options.command or "lab.evaluation.matching",
     }

@@ -36,6 +36,7 @@ from lab.split import (
     duplicate_groups,
     ids_digest,
     unit_hash,
+    validation_contributor,
 )
 from lab.training import features as feats
 from lab.training.losses import category_loss, instance_loss, triplet_loss
@@ -191,7 +192,7 @@ def training_data(config: TrainConfig) -> TrainData:
             elif config.consumer_weight > 0 and photo.label in mapping.article_types:
                 consumer_views.append(feats.file_view(photo.path, photo.id, "consumer"))
                 consumer_labels.append(photo.label)
-                consumer_val.append(unit_hash(f"{config.seed}:val-consumer", f"sender:{photo.sender_id or photo.id}") < config.val_fraction)
+                consumer_val.append(validation_contributor(photo, seed=config.seed, fraction=config.val_fraction))
     instance_views, instance_owner = [], []
     if config.instance_weight > 0:
         for row, view in enumerate(consumer_views):

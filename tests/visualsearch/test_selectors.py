@@ -13,6 +13,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from shop.models import Category, Merchant, Product
@@ -27,7 +28,8 @@ from shop.filters import ProductFilters
 from visualsearch.index import embedding_index_ensure
 from visualsearch.indexing import images_embed
 from visualsearch.photos import BadBox, Box, photo_embed, product_search_by_photo
-from visualsearch import selectors
+from visualsearch import photos, selectors
+from visualsearch.categories import CategoryDecision
 from visualsearch.selectors import nearest_hits, product_search_by_vector
 from visualsearch.services import embeddings_store
 
@@ -252,3 +254,53 @@ def test_a_selective_filter_still_fills_k_through_the_iterative_index_scan(setti
     assert sorted(m.product.id for m in matches) == sorted(
         img.product_id for img, vector in zip(images, vectors) if img.product.category_id == shoes.id
     )
+
+
+def test_the_category_term_promotes_the_guessed_category_among_the_candidates(catalogue):
+    """The classifier's probability of each candidate's category, times the weight, is added
+    to the cosine: a confident "jeans" lifts the jeans above nearer T-shirts; no weight, an
+    empty prior or a category the prior does not name leaves the plain order."""
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    plain = keys_of(product_search_by_vector(vector=query, k=6), catalogue)
+    jeans = catalogue.categories["jeans"].id
+    prior = {jeans: 0.9, catalogue.categories["tshirts"].id: 0.1}
+    lifted = keys_of(product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0), catalogue)
+    assert plain[0] == "red_tee" and set(lifted[:2]) == {"black_jeans", "blue_jeans"}
+    assert sorted(lifted) != lifted and set(lifted) <= set(CATALOGUE)
+    for prior, weight in [(prior, 0.0), ({}, 1.0), ({catalogue.categories["apparel"].id: 1.0}, 1.0)]:
+        same = keys_of(product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=weight), catalogue)
+        assert same == plain, (prior, weight)
+
+
+def test_the_category_term_reads_the_candidates_categories_in_one_query(catalogue):
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    prior = {catalogue.categories["jeans"].id: 0.9}
+    product_search_by_vector(vector=query, k=6)  # statements compiled, estimates read
+    product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0)
+    with CaptureQueriesContext(connection) as plain:
+        product_search_by_vector(vector=query, k=6)
+    with CaptureQueriesContext(connection) as weighted:
+        product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0)
+    def categories_read(context) -> int:
+        return sum("SELECT id, category_id" in q["sql"] for q in context.captured_queries)
+
+    assert len(weighted.captured_queries) == len(plain.captured_queries) + 1
+    assert (categories_read(plain), categories_read(weighted)) == (0, 1)
+
+
+def test_a_photo_search_adds_the_category_term_only_while_it_guesses_the_category(catalogue, monkeypatch):
+    """The model's measured category weight applies to the classifier's guess; a category the
+    shopper chose, or "any category" (auto_category off), searches without it."""
+    monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(colour_weight=0.0, relevance_floor=-1.0, category_weight=1.0))
+    guess = CategoryDecision(guesses=[], source="classifier", threshold=0.9, applied=None, prior={catalogue.categories["jeans"].id: 0.9})
+    monkeypatch.setattr(photos, "category_decide", lambda **kwargs: guess)
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    model = selectors.active_model_name()
+
+    def search(**kwargs) -> list[str]:
+        return keys_of(photos.photo_search(vector=query, colour=None, k=4, model_name=model, **kwargs).matches, catalogue)
+
+    assert set(search()[:2]) == {"black_jeans", "blue_jeans"}
+    assert search(auto_category=False)[0] == "red_tee"
+    # "Apparel" holds the jeans too: with the term they would lead.
+    assert search(filters=ProductFilters(category="apparel"))[0] == "red_tee"

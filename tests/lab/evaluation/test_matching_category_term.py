@@ -1,0 +1,28 @@
+"""The lab's mirror of serving's category term (``lab.evaluation.matching``)."""
+
+import numpy as np
+
+from lab.evaluation import matching
+from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM
+
+
+def test_only_the_candidates_serving_fetches_are_re_ranked():
+    gallery = 60
+    scores = np.linspace(1.0, 0.0, gallery)[None, :].repeat(2, axis=0)  # row order = gallery order
+    prior = np.zeros((2, gallery))
+    prior[:, matching.CANDIDATES - 1] = 1.0  # the last candidate serving fetches
+    prior[:, matching.CANDIDATES] = 1.0  # the first one it does not
+    out = matching._category_term(scores, prior, 1.0)
+    assert matching.CANDIDATES == matching.TOP * COLOUR_CANDIDATES_FACTOR + FOLD_HEADROOM
+    ranking = matching._ranking(out, matching.TOP)
+    assert ranking[0, 0] == matching.CANDIDATES - 1  # promoted from the bottom of the candidates
+    assert matching.CANDIDATES not in ranking[0] and np.isneginf(out[0, matching.CANDIDATES:]).all()
+    assert np.array_equal(matching._category_term(scores, prior, 0.0), scores)
+    assert np.array_equal(matching._category_term(scores, None, 0.5), scores)
+
+
+def test_a_narrowed_search_keeps_its_scope():
+    scores = np.array([[0.9, 0.8, 0.7, 0.6]])
+    narrowed = np.where([[True, False, True, False]], scores, -np.inf)
+    out = matching._category_term(narrowed, np.array([[0.0, 1.0, 0.0, 1.0]]), 1.0)
+    assert np.isneginf(out[0, [1, 3]]).all() and np.allclose(out[0, [0, 2]], [0.9, 0.7])
