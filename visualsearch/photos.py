@@ -15,6 +15,7 @@ from visualsearch.categories import CategoryDecision, category_decide
 from visualsearch.colour import ColourProfile
 from visualsearch.embedding import load_embedder, model_metadata
 from visualsearch.selectors import (
+    CategoryTerm,
     ProductMatch,
     active_model_name,
     product_search_by_vector,
@@ -26,10 +27,12 @@ from visualsearch.selectors import (
 # the cosine under which a result is not shown as a match.
 DEFAULT_COLOUR_WEIGHT = 0.05
 DEFAULT_RELEVANCE_FLOOR = 0.0
-# The category term's weight (added to the cosine, times the classifier's probability of the
-# product's category): none until measured for a model, since it depends on how well that
-# model's classifier is calibrated.
+# The category term (selectors.CategoryTerm): its weight (added to the cosine, times the
+# classifier's probability of the product's category) and the nearest candidate's cosine from
+# which it is left out. None until measured for a model: both depend on how well that model's
+# classifier is calibrated and how its cosines spread.
 DEFAULT_CATEGORY_WEIGHT = 0.0
+DEFAULT_CATEGORY_GATE = float("inf")
 
 # A box smaller than this holds too little of the garment for the CNN to see anything.
 MIN_BOX_SIDE = 16
@@ -80,6 +83,7 @@ class SearchSettings:
     colour_weight: float
     relevance_floor: float
     category_weight: float = DEFAULT_CATEGORY_WEIGHT
+    category_gate: float = DEFAULT_CATEGORY_GATE
 
 
 @functools.lru_cache(maxsize=16)
@@ -91,6 +95,7 @@ def search_settings(model_name: str) -> SearchSettings:
         colour_weight=float(measured.get("colour_weight", DEFAULT_COLOUR_WEIGHT)),
         relevance_floor=float(measured.get("relevance_floor", DEFAULT_RELEVANCE_FLOOR)),
         category_weight=float(measured.get("category_weight", DEFAULT_CATEGORY_WEIGHT)),
+        category_gate=float(measured.get("category_gate", DEFAULT_CATEGORY_GATE)),
     )
 
 
@@ -132,7 +137,7 @@ def photo_search(
         filters = replace(filters, category=decision.applied.slug)
     matches = product_search_by_vector(
         vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight,
-        category_prior=decision.prior if guessing else None, category_weight=tuned.category_weight,
+        category=CategoryTerm(decision.prior, tuned.category_weight, tuned.category_gate) if guessing else None,
     )
     return PhotoSearch(
         model_name=model_name,

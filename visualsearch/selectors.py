@@ -389,6 +389,19 @@ _FINGERPRINT_COLOURS_SQL = (
 )
 
 
+@dataclass(frozen=True)
+class CategoryTerm:
+    """The category classifier's say in a photo search's ranking: ``weight`` times the
+    probability of each candidate's category (``prior``: category id -> probability that the
+    photo shows one) is added to its cosine, unless the nearest candidate's cosine is ``gate``
+    or more: a photo that close to one product is most likely of that product, and a guess of
+    its category must not push it down (docs/benchmarks.md, "The category term")."""
+
+    prior: Mapping[int, float]
+    weight: float
+    gate: float = float("inf")  # no gate
+
+
 _PRODUCT_CATEGORIES_SQL = f"SELECT id, category_id FROM {Product._meta.db_table} WHERE id = ANY(%s::bigint[])"
 
 
@@ -420,23 +433,22 @@ def product_search_by_vector(
     model_name: str | None = None,
     colour: ColourProfile | None = None,
     colour_weight: float = 0.0,
-    category_prior: Mapping[int, float] | None = None,
-    category_weight: float = 0.0,
+    category: CategoryTerm | None = None,
 ) -> list[ProductMatch]:
     """The ``k`` active products nearest to ``vector``, loaded with images, best first.
 
     Listings of the same photo come as one match (``also``: the other listings). The nearest
     ``k * COLOUR_CANDIDATES_FACTOR`` candidates are re-ranked when the search has a term
     besides the cosine: with ``colour``, ``colour_weight`` times the colour similarity (0..1);
-    with ``category_prior`` (category id -> probability that the photo shows one, from the
-    category classifier), ``category_weight`` times the probability of the product's category.
+    with ``category``, the category classifier's (``CategoryTerm``).
     """
     colour_term = colour is not None and colour_weight > 0
-    category_term = bool(category_prior) and category_weight > 0
-    reranking = colour_term or category_term
-    fetch = k * (COLOUR_CANDIDATES_FACTOR if reranking else 1) + FOLD_HEADROOM
+    category_term = category is not None and category.weight > 0 and bool(category.prior)
+    fetch = k * (COLOUR_CANDIDATES_FACTOR if colour_term or category_term else 1) + FOLD_HEADROOM
     hits = nearest_hits(vector=vector, k=fetch, filters=filters, exclude_product_ids=exclude_product_ids, model_name=model_name)
     groups = _fold_copies(hits)
+    category_term = category_term and bool(hits) and hits[0].score < category.gate
+    reranking = colour_term or category_term
     similarity: dict[int, float] = {}
     if reranking:
         bonus = {g[0].product_id: 0.0 for g in groups}
@@ -448,7 +460,7 @@ def product_search_by_vector(
         if category_term:
             category_of = _categories_of(list(bonus))
             for product_id in bonus:
-                bonus[product_id] += category_weight * category_prior.get(category_of.get(product_id), 0.0)
+                bonus[product_id] += category.weight * category.prior.get(category_of.get(product_id), 0.0)
         groups.sort(key=lambda g: -(g[0].score + bonus[g[0].product_id]))
     groups = groups[:k]
     products = {p.id: p for p in product_cards_by_ids(ids=[h.product_id for g in groups for h in g])}

@@ -67,12 +67,18 @@ from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM
 COLOUR_WEIGHTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2)
 # The colour weight may not cost views R@1 more than this on the selection set.
 COLOUR_MAX_R1_LOSS = 0.01
-# Weights of the category term tried on the classifier's validation photos (0: off), and how
-# close to the best P@10 there the chosen (smallest such) weight must come: the validation
-# set is a few hundred photos (243 for v7), so weights within this of the best are a plateau,
-# not a ranking, and the smallest moves the results least.
+# The category term (serving's selectors.CategoryTerm): weights (0: off) and gates (the
+# nearest candidate's cosine from which it is left out; above 1: never) tried on the
+# training side. A pair must keep the selection views' R@1, as served, within
+# CATEGORY_MAX_R1_LOSS of the search without the term (a shopper photographing one product
+# must still find that product first); among those, P@10 on the classifier's validation
+# consumer photos decides, and pairs within CATEGORY_P10_TOLERANCE of the best are a plateau
+# (a few hundred photos: 243 for v7), of which the smallest weight, then the lowest gate, is
+# taken: it moves the results least.
 CATEGORY_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)
-CATEGORY_WEIGHT_TOLERANCE = 0.005
+CATEGORY_GATES = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 2.0)
+CATEGORY_MAX_R1_LOSS = 0.005
+CATEGORY_P10_TOLERANCE = 0.005
 TRAIN_SIDE_PRODUCTS = 1500
 TRAIN_SIDE_VIEWS = 500
 EVAL_SEED = 0
@@ -270,9 +276,10 @@ def _category_prior(name: str, vectors: np.ndarray, gallery: Sequence[datasets.C
     return np.where(rows[None, :] >= 0, probabilities[:, np.maximum(rows, 0)], 0.0)
 
 
-def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float) -> np.ndarray:
+def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float, gate: float = np.inf) -> np.ndarray:
     """Serving's re-ranking: the CANDIDATES best of each row by ``scores``, scored again with
-    ``weight`` times ``prior``; everything else -inf."""
+    ``weight`` times ``prior``, everything else -inf; rows whose best score is ``gate`` or
+    more stay as they are."""
     if prior is None or weight <= 0:
         return scores
     out = np.full_like(scores, -np.inf)
@@ -280,33 +287,70 @@ def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float) 
     rows = np.arange(len(scores))[:, None]
     kept = np.isfinite(scores[rows, top])
     out[rows, top] = np.where(kept, scores[rows, top] + weight * prior[rows, top], -np.inf)
+    gated = scores.max(axis=1) >= gate
+    out[gated] = scores[gated]
     return out
 
 
-def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, dict]:
-    """The smallest category-term weight within CATEGORY_WEIGHT_TOLERANCE of the best P@10, as
-    served, on the consumer photos the model's classifier held back (its training's validation contributors), against the
-    training-side gallery; 0 for a model without a classifier or a recorded split."""
+def _served(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
+            weight: float, gate: float) -> np.ndarray:
+    """Scores as serving ranks them: narrowed to a confident guess, then the category term."""
+    guesses, _ = _system_guesses(name, queries, gallery_vectors, gallery)
+    narrowed, _ = _narrowed(queries @ gallery_vectors.T, guesses, _scope_masks(gallery))
+    return _category_term(narrowed, _category_prior(name, queries, gallery), weight, gate)
+
+
+def _served_r1(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
+               correct_rows: Sequence[set[int]], weight: float, gate: float) -> float:
+    top = _served(name, queries, gallery_vectors, gallery, weight, gate).argmax(axis=1)
+    return float(np.mean([row in rows for row, rows in zip(top, correct_rows, strict=True)])) if len(top) else float("nan")
+
+
+def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, float, dict]:
+    """The category term's (weight, gate) by the rule of CATEGORY_WEIGHTS: P@10 as served on
+    the consumer photos the model's classifier held back (its training's validation
+    contributors) against the training-side gallery, views R@1 as served on the training-side
+    views. (0, no gate) for a model without a classifier or a recorded split."""
     metadata = model_metadata(name)
     recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
     if load_embedder(name).category_head is None or "seed" not in metadata or "val_fraction" not in recipe:
-        return 0.0, {}
+        return 0.0, CATEGORY_GATES[-1], {}
+    gallery_vectors = vectors["select_gallery"]
     types = np.array([g.article_type for g in sets.select_gallery])
     rows = [
         n for n, p in enumerate(sets.select_consumer)
         if p.label in mapping.article_types and validation_contributor(p, seed=int(metadata["seed"]), fraction=float(recipe["val_fraction"]))
     ]
-    if not rows:
-        return 0.0, {}
+    if not rows or not sets.select_views:
+        return 0.0, CATEGORY_GATES[-1], {}
     queries = vectors["select_consumer"][rows]
     relevant = np.stack([np.isin(types, list(mapping.article_types[sets.select_consumer[n].label])) for n in rows])
-    guesses, _ = _system_guesses(name, queries, vectors["select_gallery"], sets.select_gallery)
-    narrowed, _ = _narrowed(queries @ vectors["select_gallery"].T, guesses, _scope_masks(sets.select_gallery))
-    prior = _category_prior(name, queries, sets.select_gallery)
-    trials = {w: float(_precision_at(_ranking(_category_term(narrowed, prior, w), TOP), relevant, 10).mean()) for w in CATEGORY_WEIGHTS}
-    best = max(trials.values())
-    weight = min(w for w, p10 in trials.items() if p10 >= best - CATEGORY_WEIGHT_TOLERANCE)
-    return weight, {"photos": len(rows), "p10": {str(w): p for w, p in trials.items()}}
+    row_of = {item.id: n for n, item in enumerate(sets.select_gallery)}
+    identical = datasets.identical_files([g.path for g in sets.select_gallery])
+    views_right = [identical[row_of[item.id]] for item, _ in sets.select_views]
+
+    def views_hits(weight: float, gate: float) -> int:
+        top = _served(name, vectors["select_views"], gallery_vectors, sets.select_gallery, weight, gate).argmax(axis=1)
+        return sum(int(row in right) for row, right in zip(top, views_right, strict=True))
+
+    def p10(weight: float, gate: float) -> float:
+        ranking = _ranking(_served(name, queries, gallery_vectors, sets.select_gallery, weight, gate), TOP)
+        return float(_precision_at(ranking, relevant, 10).mean())
+
+    base_hits = views_hits(0.0, CATEGORY_GATES[-1])
+    allowed = int(CATEGORY_MAX_R1_LOSS * len(views_right))  # in views, not floats: no rounding at the edge
+    trials = {}
+    for weight in CATEGORY_WEIGHTS:
+        for gate in CATEGORY_GATES if weight > 0 else CATEGORY_GATES[-1:]:
+            trials[(weight, gate)] = (p10(weight, gate), views_hits(weight, gate))
+    feasible = {key: p for key, (p, hits) in trials.items() if hits >= base_hits - allowed}
+    best = max(feasible.values())
+    weight, gate = min(key for key, p in feasible.items() if p >= best - CATEGORY_P10_TOLERANCE)
+    selection = {
+        "photos": len(rows), "views": len(views_right), "views_r1_without": base_hits / len(views_right),
+        "trials": {f"{w}/{g}": {"p10": p, "views_r1": hits / len(views_right)} for (w, g), (p, hits) in trials.items()},
+    }
+    return weight, gate, selection
 
 
 def _precision_at(ranking: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -333,9 +377,9 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
     narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery))
     # The category term: its weight chosen on the classifier's own validation photos.
-    category_weight, selection = _category_weight_choose(name, sets, vectors, mapping)
+    category_weight, category_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
     prior = _category_prior(name, consumer, sets.gallery)
-    system = _ranking(_category_term(narrowed_scores, prior, category_weight), TOP)
+    system = _ranking(_category_term(narrowed_scores, prior, category_weight, category_gate), TOP)
     without = _ranking(narrowed_scores, TOP)
     labels = [sets.consumer[n].label for n in usable]
     top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, _, _), lab in zip(guesses, labels, strict=True)])
@@ -347,11 +391,15 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
         "category_top1": float(top1_hit.mean()),
         "category_top1_per_label": {lab: float(top1_hit[np.array(labels) == lab].mean()) for lab in sorted(set(labels))},
         "category_weight": category_weight,
+        "category_gate": category_gate,
         "category_weight_selection": selection,
         "without_category_term": {
             "consumer_p10": float(_precision_at(without, relevant, 10).mean()),
             "top8_share": float(_precision_at(without, relevant, 8).mean()),
+            "views_r1": _served_r1(name, vectors["views"], gallery, sets.gallery, views_correct, 0.0, category_gate),
         },
+        # The consumer-like views searched as serving searches them (a shopper photographing one product).
+        "views_r1": _served_r1(name, vectors["views"], gallery, sets.gallery, views_correct, category_weight, category_gate),
     }
     out["plain_top8_share"] = float(_precision_at(plain, relevant, 8).mean())
 
@@ -409,7 +457,9 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
         f"-> {out['system']['consumer_p10']:.3f} with the system, top-8 share {out['system']['top8_share']:.3f}, "
         f"category top-1 {out['system']['category_top1']:.3f}, instance R@1 {out['consumer_instance_r1']:.3f}, "
         f"colour share {before[0]:.3f} -> {after[0]:.3f} (weight {weight}), floor {floor:.3f}; category term weight "
-        f"{out['system']['category_weight']} (P@10 {out['system']['without_category_term']['consumer_p10']:.3f} without it)")
+        f"{out['system']['category_weight']}, gate {out['system']['category_gate']} (without it: P@10 "
+        f"{out['system']['without_category_term']['consumer_p10']:.3f}, views R@1 as served "
+        f"{out['system']['without_category_term']['views_r1']:.3f} -> {out['system']['views_r1']:.3f})")
     return out
 
 
@@ -469,6 +519,7 @@ def _record(name: str, report: dict, options: MatchingOptions, log) -> None:
     metadata["search"] = {
         "colour_weight": report["colour"]["weight"],
         "category_weight": report["system"]["category_weight"],
+        "category_gate": report["system"]["category_gate"],
         "relevance_floor": round(report["relevance_floor"]["floor"], 4),
         "chosen_by": options.command or "lab.evaluation.matching",
     }

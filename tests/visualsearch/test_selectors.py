@@ -30,7 +30,7 @@ from visualsearch.indexing import images_embed
 from visualsearch.photos import BadBox, Box, photo_embed, product_search_by_photo
 from visualsearch import photos, selectors
 from visualsearch.categories import CategoryDecision
-from visualsearch.selectors import nearest_hits, product_search_by_vector
+from visualsearch.selectors import CategoryTerm, nearest_hits, product_search_by_vector
 from visualsearch.services import embeddings_store
 
 pytestmark = pytest.mark.django_db
@@ -264,23 +264,36 @@ def test_the_category_term_promotes_the_guessed_category_among_the_candidates(ca
     plain = keys_of(product_search_by_vector(vector=query, k=6), catalogue)
     jeans = catalogue.categories["jeans"].id
     prior = {jeans: 0.9, catalogue.categories["tshirts"].id: 0.1}
-    lifted = keys_of(product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0), catalogue)
+    lifted = keys_of(product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, 1.0)), catalogue)
     assert plain[0] == "red_tee" and set(lifted[:2]) == {"black_jeans", "blue_jeans"}
     assert sorted(lifted) != lifted and set(lifted) <= set(CATALOGUE)
     for prior, weight in [(prior, 0.0), ({}, 1.0), ({catalogue.categories["apparel"].id: 1.0}, 1.0)]:
-        same = keys_of(product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=weight), catalogue)
+        same = keys_of(product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, weight)), catalogue)
         assert same == plain, (prior, weight)
+
+
+def test_the_category_term_leaves_a_photo_of_one_product_alone(catalogue):
+    """At or above the gate the nearest candidate is most likely the photographed product
+    itself: the guess of its category does not reorder anything, however sure."""
+    query = photo_embed(image=pil(catalogue.images["red_tee"]))
+    plain = product_search_by_vector(vector=query, k=6)
+    prior = {catalogue.categories["jeans"].id: 1.0}
+    nearest = plain[0].score
+    gated = product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, 1.0, gate=nearest))
+    open_ = product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, 1.0, gate=nearest + 1e-3))
+    assert keys_of(gated, catalogue) == keys_of(plain, catalogue)
+    assert keys_of(open_, catalogue)[0] in {"black_jeans", "blue_jeans"}
 
 
 def test_the_category_term_reads_the_candidates_categories_in_one_query(catalogue):
     query = photo_embed(image=pil(catalogue.images["red_tee"]))
     prior = {catalogue.categories["jeans"].id: 0.9}
     product_search_by_vector(vector=query, k=6)  # statements compiled, estimates read
-    product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0)
+    product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, 1.0))
     with CaptureQueriesContext(connection) as plain:
         product_search_by_vector(vector=query, k=6)
     with CaptureQueriesContext(connection) as weighted:
-        product_search_by_vector(vector=query, k=6, category_prior=prior, category_weight=1.0)
+        product_search_by_vector(vector=query, k=6, category=CategoryTerm(prior, 1.0))
     def categories_read(context) -> int:
         return sum("SELECT id, category_id" in q["sql"] for q in context.captured_queries)
 
@@ -291,7 +304,8 @@ def test_the_category_term_reads_the_candidates_categories_in_one_query(catalogu
 def test_a_photo_search_adds_the_category_term_only_while_it_guesses_the_category(catalogue, monkeypatch):
     """The model's measured category weight applies to the classifier's guess; a category the
     shopper chose, or "any category" (auto_category off), searches without it."""
-    monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(colour_weight=0.0, relevance_floor=-1.0, category_weight=1.0))
+    monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(
+        colour_weight=0.0, relevance_floor=-1.0, category_weight=1.0, category_gate=2.0))
     guess = CategoryDecision(guesses=[], source="classifier", threshold=0.9, applied=None, prior={catalogue.categories["jeans"].id: 0.9})
     monkeypatch.setattr(photos, "category_decide", lambda **kwargs: guess)
     query = photo_embed(image=pil(catalogue.images["red_tee"]))

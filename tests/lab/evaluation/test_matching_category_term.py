@@ -26,3 +26,11 @@ def test_a_narrowed_search_keeps_its_scope():
     narrowed = np.where([[True, False, True, False]], scores, -np.inf)
     out = matching._category_term(narrowed, np.array([[0.0, 1.0, 0.0, 1.0]]), 1.0)
     assert np.isneginf(out[0, [1, 3]]).all() and np.allclose(out[0, [0, 2]], [0.9, 0.7])
+
+
+def test_a_row_whose_best_score_reaches_the_gate_is_left_alone():
+    scores = np.array([[0.9, 0.5, 0.4], [0.45, 0.4, 0.3]])
+    prior = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    out = matching._category_term(scores, prior, 1.0, gate=0.5)
+    assert np.array_equal(out[0], scores[0])  # 0.9 >= 0.5: a photo of that product
+    assert out[1].argmax() == 1  # 0.45 < 0.5: the guess counts
