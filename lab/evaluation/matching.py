@@ -25,12 +25,14 @@ catalogue photos):
   as the share of searches that would say "nothing close";
 * **category term**: "with the system" also re-ranks the search's candidates (the nearest
   ``TOP * COLOUR_CANDIDATES_FACTOR + FOLD_HEADROOM``, as serving fetches them) by the cosine
-  plus a weight times the classifier's probability of each product's category. The weight is
-  *chosen* on the consumer photos the classifier's training held back for its own
-  validation (training-side contributors, the model's ``val_fraction``) against the
-  training-side gallery, and *reported* on the hold-out, with the system's numbers without it.
+  plus a weight times the classifier's probability of each product's category, unless the
+  nearest candidate's cosine reaches a gate. Weight and gate are *chosen* on the training side
+  (``CATEGORY_WEIGHTS``: the training-side views must keep their R@1 as served, then P@10 on
+  the consumer photos the classifier's training held back for its own validation decides)
+  and *reported* on the hold-out, with the system's numbers without the term and the
+  hold-out views' R@1 as served.
 
-``--record`` writes the chosen colour weight, category weight and floor into each fine-tuned
+``--record`` writes the chosen colour weight, category weight and gate, and floor into each fine-tuned
 model's ``metadata.json`` ("search"), where serving reads them.
 """
 
