@@ -12,6 +12,7 @@ import torch
 from config.settings import base
 from visualsearch.embedding import DEFAULT_MODEL, available_models, current_settings, load_embedder
 from visualsearch.embedding.config import SHIPPED_MODELS_DIR, is_shipped
+from visualsearch.photos import DEFAULT_CATEGORY_WEIGHT, search_settings
 
 from .helpers import clean_embedding_config  # noqa: F401  (autouse fixture)
 from .helpers import picture
@@ -51,3 +52,14 @@ def test_the_default_embeds_and_guesses_categories_with_nothing_trained_here() -
     guesses = embedder.category_head.top(vectors[0])
     assert guesses and all(0.0 <= p <= 1.0 for _, p in guesses)
     assert abs(sum(embedder.category_head.probabilities(vectors[:1])[0]) - 1.0) < 1e-4
+
+
+def test_the_shipped_model_searches_with_the_terms_the_lab_measured() -> None:
+    """Serving reads the colour weight, the category term and the floor recorded beside the
+    model (``evaluate_matching --record``), not the defaults for unmeasured models."""
+    recorded = json.loads((SHIPPED_MODELS_DIR / DEFAULT_MODEL / "metadata.json").read_text())["search"]
+    tuned = search_settings(DEFAULT_MODEL)
+    assert (tuned.colour_weight, tuned.category_weight, tuned.category_gate, tuned.relevance_floor) == (
+        recorded["colour_weight"], recorded["category_weight"], recorded["category_gate"], recorded["relevance_floor"]
+    )
+    assert tuned.category_weight > DEFAULT_CATEGORY_WEIGHT and 0.0 < tuned.category_gate <= 1.0
