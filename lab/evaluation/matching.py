@@ -294,7 +294,7 @@ def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float, 
     return out
 
 
-def _served(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
+def served_scores(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
             weight: float, gate: float) -> np.ndarray:
     """Scores as serving ranks them: narrowed to a confident guess, then the category term."""
     guesses, _ = _system_guesses(name, queries, gallery_vectors, gallery)
@@ -304,7 +304,7 @@ def _served(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery
 
 def _served_r1(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
                correct_rows: Sequence[set[int]], weight: float, gate: float) -> float:
-    top = _served(name, queries, gallery_vectors, gallery, weight, gate).argmax(axis=1)
+    top = served_scores(name, queries, gallery_vectors, gallery, weight, gate).argmax(axis=1)
     return float(np.mean([row in rows for row, rows in zip(top, correct_rows, strict=True)])) if len(top) else float("nan")
 
 
@@ -332,11 +332,11 @@ def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray
     views_right = [identical[row_of[item.id]] for item, _ in sets.select_views]
 
     def views_hits(weight: float, gate: float) -> int:
-        top = _served(name, vectors["select_views"], gallery_vectors, sets.select_gallery, weight, gate).argmax(axis=1)
+        top = served_scores(name, vectors["select_views"], gallery_vectors, sets.select_gallery, weight, gate).argmax(axis=1)
         return sum(int(row in right) for row, right in zip(top, views_right, strict=True))
 
     def p10(weight: float, gate: float) -> float:
-        ranking = _ranking(_served(name, queries, gallery_vectors, sets.select_gallery, weight, gate), TOP)
+        ranking = _ranking(served_scores(name, queries, gallery_vectors, sets.select_gallery, weight, gate), TOP)
         return float(_precision_at(ranking, relevant, 10).mean())
 
     base_hits = views_hits(0.0, CATEGORY_GATES[-1])
