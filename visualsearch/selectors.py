@@ -239,8 +239,8 @@ def _nearest_rows_statement(
     """
     key = (model_name, dim, filters, limit, excluding)
     now = time.monotonic()
-    cached = _statements.get(key)
-    if cached is not None and (filters.is_empty or now - cached[0] < settings.VISUALSEARCH_SHELVES_TTL):
+    cached = _statement_kept(_statements, key, filters, now)
+    if cached is not None:
         return cached[1], cached[2], cached[3]
     passing = products_matching(filters)
     most = exact_search_max_products()
@@ -259,10 +259,24 @@ def _nearest_rows_statement(
             slots = tuple(n for n, param in enumerate(rest) if param is excluded_probe)
             if bool(slots) == excluding:
                 statement = (sql, rest, slots)
-    if len(_statements) >= STATEMENT_CACHE_SIZE:
-        _statements.clear()
-    _statements[key] = (now, statement, count, exact)
+    _statement_keep(_statements, key, (now, statement, count, exact))
     return statement, count, exact
+
+
+def _statement_kept(cache: dict, key: tuple, filters: ProductFilters, now: float) -> tuple | None:
+    """A compiled statement's entry (its first field the time it was compiled), while it is
+    valid: for good without a filter, else for ``VISUALSEARCH_SHELVES_TTL`` seconds (the
+    category's descendants' ids are in the statement)."""
+    cached = cache.get(key)
+    if cached is not None and (filters.is_empty or now - cached[0] < settings.VISUALSEARCH_SHELVES_TTL):
+        return cached
+    return None
+
+
+def _statement_keep(cache: dict, key: tuple, entry: tuple) -> None:
+    if len(cache) >= STATEMENT_CACHE_SIZE:
+        cache.clear()
+    cache[key] = entry
 
 
 _copy_statements: dict[tuple, tuple[float, tuple[str, tuple, int, int]]] = {}
@@ -276,8 +290,8 @@ def _copies_statement(model_name: str, filters: ProductFilters, *, using: str) -
     (demo catalogue, where 3 of 4 photo searches meet a photo listed more than once)."""
     key = (model_name, filters, using)
     now = time.monotonic()
-    cached = _copy_statements.get(key)
-    if cached is not None and (filters.is_empty or now - cached[0] < settings.VISUALSEARCH_SHELVES_TTL):
+    cached = _statement_kept(_copy_statements, key, filters, now)
+    if cached is not None:
         return cached[1]
     photos_probe, excluded_probe = ["-"], [-1]
     passing = products_matching(filters).exclude(id__in=RawSQL("SELECT unnest(%s::bigint[])", (excluded_probe,)))
@@ -287,9 +301,7 @@ def _copies_statement(model_name: str, filters: ProductFilters, *, using: str) -
     sql, params = query.query.sql_with_params()
     slots = {id(param): n for n, param in enumerate(params)}
     statement = (sql, tuple(params), slots[id(photos_probe)], slots[id(excluded_probe)])
-    if len(_copy_statements) >= STATEMENT_CACHE_SIZE:
-        _copy_statements.clear()
-    _copy_statements[key] = (now, statement)
+    _statement_keep(_copy_statements, key, (now, statement))
     return statement
 
 

@@ -174,9 +174,14 @@ def _served_retrieval(model: str, queries: dict[str, list[np.ndarray]], targets:
             continue
         scores = served_scores(model, np.array(vectors), gallery_vectors, gallery, tuned.category_weight, tuned.category_gate)
         order = np.argsort(-scores, axis=1, kind="stable")
-        rank = np.array([int(np.flatnonzero(row == target)[0]) for row, target in zip(order, targets, strict=True)])
-        out[name] = {"r1": float(np.mean(rank < 1)), "r10": float(np.mean(rank < 10)), "n": len(rank)}
+        out[name] = _recalls([int(np.flatnonzero(row == target)[0]) for row, target in zip(order, targets, strict=True)])
     return out
+
+
+def _recalls(ranks: list[int]) -> dict:
+    """R@1 / R@10 of the pasted products from their ranks (0: first)."""
+    ranks_ = np.array(ranks)
+    return {"r1": float(np.mean(ranks_ < 1)), "r10": float(np.mean(ranks_ < 10)), "n": len(ranks)}
 
 
 def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict:
@@ -225,8 +230,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
         "recall_by_kind": {k: {"n": len(v), "recall": float(np.mean(v))} for k, v in sorted(found.items())},
         "recall_all": float(np.mean([x for v in found.values() for x in v])),
         "precision": correct_predictions / predicted if predicted else None,
-        "retrieval": {name: {"r1": float(np.mean(np.array(r) < 1)), "r10": float(np.mean(np.array(r) < 10)), "n": len(r)}
-                      for name, r in ranks.items()},
+        "retrieval": {name: _recalls(r) for name, r in ranks.items()},
         "retrieval_as_served": _served_retrieval(options.model, queries, targets, gallery_vectors, gallery),
     }
     log(f"composites: {result['composites']}")

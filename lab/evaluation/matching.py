@@ -294,18 +294,25 @@ def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float, 
     return out
 
 
-def served_scores(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
-            weight: float, gate: float) -> np.ndarray:
-    """Scores as serving ranks them: narrowed to a confident guess, then the category term."""
+def served_before_term(name: str, queries: np.ndarray, gallery_vectors: np.ndarray,
+                       gallery: Sequence[datasets.CatalogItem]) -> tuple[np.ndarray, np.ndarray | None]:
+    """What serving's category term starts from: the scores narrowed to a confident guess, and
+    the classifier's prior (None without a classifier). Neither depends on the term's weight or
+    gate, so trying several of those needs them once."""
     guesses, _ = _system_guesses(name, queries, gallery_vectors, gallery)
     narrowed, _ = _narrowed(queries @ gallery_vectors.T, guesses, _scope_masks(gallery))
-    return _category_term(narrowed, _category_prior(name, queries, gallery), weight, gate)
+    return narrowed, _category_prior(name, queries, gallery)
 
 
-def _served_r1(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
-               correct_rows: Sequence[set[int]], weight: float, gate: float) -> float:
-    top = served_scores(name, queries, gallery_vectors, gallery, weight, gate).argmax(axis=1)
-    return float(np.mean([row in rows for row, rows in zip(top, correct_rows, strict=True)])) if len(top) else float("nan")
+def served_scores(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
+                  weight: float, gate: float) -> np.ndarray:
+    """Scores as serving ranks them: narrowed to a confident guess, then the category term."""
+    return _category_term(*served_before_term(name, queries, gallery_vectors, gallery), weight, gate)
+
+
+def _top1_hits(scores: np.ndarray, correct_rows: Sequence[set[int]]) -> int:
+    """Queries whose best-scored row is one of their correct rows."""
+    return sum(int(row in rows) for row, rows in zip(scores.argmax(axis=1), correct_rows, strict=True))
 
 
 def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, float, dict]:
@@ -331,13 +338,14 @@ def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray
     identical = datasets.identical_files([g.path for g in sets.select_gallery])
     views_right = [identical[row_of[item.id]] for item, _ in sets.select_views]
 
+    views = served_before_term(name, vectors["select_views"], gallery_vectors, sets.select_gallery)
+    photos = served_before_term(name, queries, gallery_vectors, sets.select_gallery)
+
     def views_hits(weight: float, gate: float) -> int:
-        top = served_scores(name, vectors["select_views"], gallery_vectors, sets.select_gallery, weight, gate).argmax(axis=1)
-        return sum(int(row in right) for row, right in zip(top, views_right, strict=True))
+        return _top1_hits(_category_term(*views, weight, gate), views_right)
 
     def p10(weight: float, gate: float) -> float:
-        ranking = _ranking(served_scores(name, queries, gallery_vectors, sets.select_gallery, weight, gate), TOP)
-        return float(_precision_at(ranking, relevant, 10).mean())
+        return float(_precision_at(_ranking(_category_term(*photos, weight, gate), TOP), relevant, 10).mean())
 
     base_hits = views_hits(0.0, CATEGORY_GATES[-1])
     allowed = int(CATEGORY_MAX_R1_LOSS * len(views_right))  # in views, not floats: no rounding at the edge
@@ -380,6 +388,11 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery))
     # The category term: its weight chosen on the classifier's own validation photos.
     category_weight, category_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
+    views_served = served_before_term(name, vectors["views"], gallery, sets.gallery)
+
+    def views_share(scores: np.ndarray) -> float:
+        return _top1_hits(scores, views_correct) / len(views_correct) if views_correct else float("nan")
+
     prior = _category_prior(name, consumer, sets.gallery)
     system = _ranking(_category_term(narrowed_scores, prior, category_weight, category_gate), TOP)
     without = _ranking(narrowed_scores, TOP)
@@ -398,10 +411,10 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
         "without_category_term": {
             "consumer_p10": float(_precision_at(without, relevant, 10).mean()),
             "top8_share": float(_precision_at(without, relevant, 8).mean()),
-            "views_r1": _served_r1(name, vectors["views"], gallery, sets.gallery, views_correct, 0.0, category_gate),
+            "views_r1": views_share(views_served[0]),
         },
         # The consumer-like views searched as serving searches them (a shopper photographing one product).
-        "views_r1": _served_r1(name, vectors["views"], gallery, sets.gallery, views_correct, category_weight, category_gate),
+        "views_r1": views_share(_category_term(*views_served, category_weight, category_gate)),
     }
     out["plain_top8_share"] = float(_precision_at(plain, relevant, 8).mean())
 
