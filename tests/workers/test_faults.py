@@ -152,8 +152,13 @@ PREFORK_IMAGES = 16
 
 
 def _active_task_pid(task_id: str) -> int | None:
-    """The pid of the pool process executing ``task_id``, from the worker's own report."""
-    for tasks in (celery_app.control.inspect(timeout=1.0).active() or {}).values():
+    """The pid of the pool process executing ``task_id``, from the worker's own report.
+
+    ``limit=1``: one worker runs in these tests, so the call returns with its reply instead of
+    waiting out the whole timeout. Waiting the full second gave a fast box the time to finish
+    the task before the test saw it start: one CI run of 2026-12-06 found all 16 images
+    embedded by then (the same test passed alone 4 times of 4 on that box)."""
+    for tasks in (celery_app.control.inspect(timeout=1.0, limit=1).active() or {}).values():
         for task in tasks:
             if task["id"] == task_id and task.get("worker_pid"):
                 return int(task["worker_pid"])
