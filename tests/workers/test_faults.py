@@ -155,9 +155,7 @@ def _active_task_pid(task_id: str) -> int | None:
     """The pid of the pool process executing ``task_id``, from the worker's own report.
 
     ``limit=1``: one worker runs in these tests, so the call returns with its reply instead of
-    waiting out the whole timeout. Waiting the full second gave a fast box the time to finish
-    the task before the test saw it start: one CI run of 2026-12-06 found all 16 images
-    embedded by then (the same test passed alone 4 times of 4 on that box)."""
+    waiting out the whole timeout."""
     for tasks in (celery_app.control.inspect(timeout=1.0, limit=1).active() or {}).values():
         for task in tasks:
             if task["id"] == task_id and task.get("worker_pid"):
@@ -165,35 +163,66 @@ def _active_task_pid(task_id: str) -> int | None:
     return None
 
 
+def _row_locked(database_url: str, image_id: int):
+    """A connection of the test's own holding ``FOR UPDATE`` on one product image row, until
+    it is rolled back: the task's writes (the embedding's foreign key takes ``FOR KEY SHARE``
+    on that row) wait for it, so the task cannot finish before the test has killed it."""
+    import psycopg
+
+    holder = psycopg.connect(database_url)
+    holder.execute(f"SELECT id FROM {ProductImage._meta.db_table} WHERE id = %s FOR UPDATE", [image_id])
+    return holder
+
+
+def _lock_waiters(holder) -> int:
+    """Backends waiting for a lock that ``holder`` keeps (the task's write on the locked row)."""
+    # pg_locks, not pg_stat_activity: the latter is a snapshot taken once per transaction,
+    # and ``holder`` stays in its transaction while it asks.
+    row = holder.execute(
+        "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND %s = ANY(pg_blocking_pids(pid))",
+        [holder.info.backend_pid],
+    ).fetchone()
+    return int(row[0])
+
+
 def test_prefork_child_killed_mid_task_is_requeued_at_once_and_finishes(broker, transactional_db, settings, tmp_path):
     """A prefork worker (one child) whose child is SIGKILLed while it runs an embedding task:
     the parent sees the child lost and, with acks_late and task_reject_on_worker_lost,
     rejects the message back onto the queue at once; a new child runs it again. The
     visibility timeout stays at production's 900 s and no beat runs, so neither Redis's
-    redelivery nor the sweep can be what finishes the images."""
+    redelivery nor the sweep can be what finishes the images.
+
+    The test holds a lock on one of the images' rows until the child is dead, so the child is
+    killed mid-write, on any machine: until 2026-12-06 it was killed as soon as it reported
+    the task active, and a fast box had embedded all 16 images by then."""
     from visualsearch.tasks import embed_images
 
     images = [ProductImageFactory(colour=(i * 13 % 255, 80, 200 - i * 9), pattern=i % 7 + 1) for i in range(PREFORK_IMAGES)]
     ids = [img.id for img in images]
+    database_url = database_url_from_settings(connection.settings_dict)
+    holder = _row_locked(database_url, ids[0])
     task_id = embed_images.delay(ids).id
     env = {
         "REDIS_URL": BROKER_URL,
-        "DATABASE_URL": database_url_from_settings(connection.settings_dict),
+        "DATABASE_URL": database_url,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     log = tmp_path / "worker.log"
     worker = worker_start(env=env, log_path=log, name="prefork", pool="prefork")
     try:
         # The child reports the task as active once it has started it (loading the model
-        # first, seconds): kill exactly that process, not the worker.
+        # first, seconds), then waits for the row: kill exactly that process, not the worker.
         pids: list[int] = []
         wait_for(lambda: pids.append(_active_task_pid(task_id) or 0) or pids[-1] > 0,
                  timeout=60, interval=0.1, what="the child to start the task", alive=worker, log_path=log)
         child = pids[-1]
         assert child != worker.pid
-        assert ImageEmbedding.objects.filter(image_id__in=ids).count() < PREFORK_IMAGES
+        wait_for(lambda: _lock_waiters(holder) > 0, timeout=60, interval=0.1,
+                 what="the task's write to wait for the locked row", alive=worker, log_path=log)
+        assert ImageEmbedding.objects.filter(image_id__in=ids).count() == 0
         os.kill(child, signal.SIGKILL)
         killed_at = time.monotonic()
+        holder.rollback()  # the requeued task may write now
         took = wait_for(lambda: not ProductImage.objects.filter(id__in=ids, embedding_dirty=True).exists(),
                         timeout=45, what="the requeued task to finish", alive=worker, log_path=log)
         wait_for(lambda: broker.llen("embeddings") == 0 and broker.hlen("unacked") == 0, timeout=10,
@@ -202,6 +231,7 @@ def test_prefork_child_killed_mid_task_is_requeued_at_once_and_finishes(broker, 
         second = _active_task_pid(task_id)
     finally:
         process_stop(worker)
+        holder.close()
     output = log.read_text()
     assert "WorkerLostError" in output and "signal 9" in output
     assert output.count(f"Task visualsearch.tasks.embed_images[{task_id}] received") == 2
