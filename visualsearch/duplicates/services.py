@@ -32,6 +32,7 @@ from visualsearch.duplicates.verification import (
     image_features,
     verified_score,
     verify,
+    with_mirror,
 )
 from visualsearch.duplicates.models import DuplicateFlag, DuplicateFlagAction, ImageFingerprint
 from visualsearch.models import ImageEmbedding
@@ -380,6 +381,14 @@ def _verify_candidates(to_verify: Mapping[int, list[tuple[float, int, int, float
     cache: dict[tuple[int, bool], ImageFeatures | None] = {}
 
     def features(image_id: int, mirrored: bool) -> ImageFeatures | None:
+        # A query image is often another's candidate in the same batch (one series, listed
+        # together): its picture is decoded once, and its mirror image made from that.
+        other = (image_id, not mirrored)
+        if (image_id, mirrored) not in cache and other in cache:
+            known = cache[other]
+            cache[(image_id, mirrored)] = (
+                None if known is None else with_mirror(known) if mirrored else ImageFeatures(plain=known.plain)
+            )
         if (image_id, mirrored) not in cache:
             try:
                 cache[(image_id, mirrored)] = image_features(stored_image_open(names[image_id]), mirrored=mirrored)

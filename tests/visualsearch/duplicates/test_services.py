@@ -219,3 +219,29 @@ def test_a_mirrored_cropped_copy_with_text_is_flagged_by_verification(embedded):
     # the other design and the other colourway of the original stay unflagged
     assert pair(products["other_design"], relisted) not in flagged()
     assert pair(products["other_colour"], relisted) not in flagged()
+
+
+def test_verification_decodes_each_picture_once_when_a_query_is_also_a_candidate(catalogue, monkeypatch):
+    """Images of one series are often checked in one batch, each the other's candidate: each
+    picture is decoded once, the query's mirror image made from it, and the verification is
+    the one fresh features give."""
+    from visualsearch.duplicates.verification import image_features, verify
+    from visualsearch.reader import stored_image_open
+
+    _, images = catalogue
+    a, b = images["original"], images["near"]
+    opened = []
+
+    def counting_open(name):
+        opened.append(name)
+        return stored_image_open(name)
+
+    monkeypatch.setattr(services, "stored_image_open", counting_open)
+    rows = {a.id: [(0.9, b.id, 10, 0.5, "index")], b.id: [(0.9, a.id, 10, 0.5, "index")]}
+    results = {(query, other): v for query, other, *_, v in services._verify_candidates(rows)}
+    assert sorted(opened) == sorted([a.image.name, b.image.name])
+    fresh = {img.id: stored_image_open(img.image.name) for img in (a, b)}
+    for query, other in ((a.id, b.id), (b.id, a.id)):
+        expected = verify(image_features(fresh[query], mirrored=True), image_features(fresh[other]))
+        assert results[(query, other)] == expected
+    assert results[(b.id, a.id)].inliers >= 20

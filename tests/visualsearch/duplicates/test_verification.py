@@ -300,3 +300,49 @@ def test_a_studio_series_at_one_camera_set_up_is_not_a_copy(shared_catalog):
     assert series.unmoved and series.detail > DEFAULT_VERIFY_THRESHOLDS.unmoved_max_detail and not series_passes
     brighter, brighter_passes = check(ImageEnhance.Brightness(white).enhance(1.12), white)
     assert brighter.unmoved and brighter_passes, brighter
+
+
+def test_points_inside_the_overlap_are_counted_as_opencv_counts_them():
+    """``_inside`` counts in one numpy pass what ``cv2.pointPolygonTest(...) >= 0`` counts
+    point by point: the overlaps of transformed frames (either orientation), points on
+    their edges and corners, outside and inside."""
+    import cv2
+    import numpy as np
+
+    from visualsearch.duplicates.verification import _inside
+
+    rng = np.random.default_rng(4)
+    frame = np.array([[0, 0], [256, 0], [256, 341], [0, 341]], np.float32)
+    checked = 0
+    for _ in range(200):
+        angle, scale = np.deg2rad(rng.uniform(-25, 25)), rng.uniform(0.5, 1.5)
+        model = np.array([[scale * np.cos(angle), -scale * np.sin(angle), rng.uniform(-80, 80)],
+                          [scale * np.sin(angle), scale * np.cos(angle), rng.uniform(-80, 80)]], np.float32)
+        moved = cv2.transform(frame[None], model)[0].astype(np.float32)
+        _, polygon = cv2.intersectConvexConvex(frame, moved)
+        if polygon is None or len(polygon) < 3:
+            continue
+        corners = polygon.reshape(-1, 2)
+        on_edges = corners + rng.uniform(0, 1, (len(corners), 1)) * (np.roll(corners, -1, axis=0) - corners)
+        points = np.concatenate([rng.uniform(-40, 300, (300, 2)), corners, on_edges, np.round(on_edges)]).astype(np.float32)
+        for shape in (polygon, polygon[::-1]):
+            contour = shape.reshape(-1, 1, 2).astype(np.float32)
+            expected = sum(cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points)
+            assert _inside(points, shape) == expected
+            checked += 1
+    assert checked > 300
+    assert _inside(np.zeros((0, 2), np.float32), polygon) == 0
+    assert _inside(np.ones((3, 2), np.float32), None) == 0
+
+
+def test_a_mirror_added_later_is_the_mirror_computed_with_the_image():
+    from visualsearch.duplicates.verification import with_mirror
+
+    together = image_features(ORIGINAL, mirrored=True)
+    later = with_mirror(image_features(ORIGINAL))
+    for got, expected in ((later.plain, together.plain), (later.mirrored, together.mirrored)):
+        assert (got.points == expected.points).all() and (got.descriptors == expected.descriptors).all()
+        assert got.size == expected.size and got.original_size == expected.original_size
+    assert verify(later, image_features(_jpeg(ORIGINAL.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 80))) == verify(
+        together, image_features(_jpeg(ORIGINAL.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 80))
+    )
