@@ -11,7 +11,9 @@ DataLoader worker processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -114,12 +116,20 @@ class ImagePreprocessor:
         return resize_to_square(to_rgb(image), self.input_size, self.resize_policy, self.resample)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        # Normalised in numpy with one fused multiply-add: small torch ops cost ~3-4 ms per
-        # 224x224 image on the 2-core box (7x this), a quarter of the forward pass per image.
-        pixels = np.asarray(self.prepare_image(image), dtype=np.uint8)  # (S, S, 3)
-        scale, shift = self._affine()
-        values = pixels.astype(np.float32) * scale - shift
+        # Normalised by table lookup: 8-bit levels have 256 values per channel. The numpy
+        # multiply-add over the (S, S, 3) array took 0.7 of 0.9 ms per 224x224 image (small
+        # torch ops ~3-4 ms), cv2.LUT with the transpose 0.2 ms; the values are the same bits.
+        pixels = np.ascontiguousarray(np.asarray(self.prepare_image(image), dtype=np.uint8))  # (S, S, 3)
+        values = cv2.LUT(pixels, self._table)
         return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """(256, 1, 3) float32: each level's normalised value per channel, x * scale - shift
+        in float32 as the multiply-add computed it."""
+        scale, shift = self._affine()
+        levels = np.arange(256, dtype=np.float32)[:, None]
+        return np.ascontiguousarray((levels * scale - shift).astype(np.float32).reshape(256, 1, 3))
 
     def _affine(self) -> tuple[np.ndarray, np.ndarray]:
         """(x / 255 - mean) / std as x * scale - shift, per channel."""

@@ -117,3 +117,18 @@ def test_preprocessor_output_and_lite_normalisation() -> None:
     # Inception-style scaling: (v - 127) / 128, so white -> ~1.0 and 127 -> 0.0.
     assert tensor[:, 0, 0].tolist() == pytest.approx([1.0] * 3, abs=1e-6)
     assert tensor[:, 112, 112].tolist() == pytest.approx([0.0] * 3, abs=1e-6)
+
+
+@pytest.mark.parametrize("mean, std", [(LITE_MEAN, LITE_STD), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+def test_every_level_of_every_channel_is_normalised_as_the_multiply_add_computes_it(mean, std) -> None:
+    """The lookup table gives the same float32 bits as (x * scale - shift) over the array,
+    for all 256 levels in each channel, in the (3, S, S) layout."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    pixels.reshape(-1, 3)[:256] = np.arange(256, dtype=np.uint8)[:, None]  # every level, in each channel
+    preprocess = ImagePreprocessor(224, mean, std, "pad")
+    scale, shift = preprocess._affine()
+    expected = np.ascontiguousarray((pixels.astype(np.float32) * scale - shift).transpose(2, 0, 1))
+    got = preprocess(Image.fromarray(pixels)).numpy()
+    assert got.shape == (3, 224, 224) and got.flags["C_CONTIGUOUS"]
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
