@@ -16,6 +16,14 @@ Two sets, built from the shared data and seeded:
 Plus single-garment consumer photos (held-out contributors): category P@10 with the
 automatic region against the whole photo (it must not get worse), and the CPU latency of
 localisation plus embedding every region for a 1,200-px photo.
+
+``validation=True`` (``--validation``) measures the same on the training side, where the
+locator's settings are chosen before the hold-out is looked at: a sample of the training
+products as the gallery (pasted into the composites), the training side's consumer photos as
+backgrounds, and as single-garment photos those the model's training held back for validation
+(``matching.validation_consumer_of``). Its retrieval numbers are higher than the hold-out's
+(the model was trained on those products): compare one locator against another there, not
+against the hold-out. The docs' validation runs use ``--seed 7``.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from lab import datasets
-from lab.evaluation.matching import served_scores
+from lab.evaluation.matching import served_scores, validation_consumer_of
 from lab.evaluation.quality import holdout_split
 from lab.metrics import percentiles
 from lab.reports import json_write, machine_info, md_table, text_table
@@ -48,6 +56,8 @@ COMPOSITE_SUBS = ("Topwear", "Bottomwear", "Shoes", "Bags", "Dress", "Headwear",
 CANVAS = (900, 1200)  # portrait, like a phone photo
 WHITE = 232
 IOU_HIT = 0.5
+# Training-side products in the validation run's gallery: as many as a hold-out gallery holds.
+VALIDATION_GALLERY = 2000
 
 
 @dataclass
@@ -71,6 +81,8 @@ class LooksOptions:
     command: str | None = None
     catalog_dir: Path = datasets.CATALOG_DIR
     consumer_dir: Path = datasets.CONSUMER_DIR
+    validation: bool = False  # the training side instead of the hold-out (see the module docstring)
+    validation_gallery: int = VALIDATION_GALLERY
 
 
 def _cutout(path: Path) -> Image.Image:
@@ -189,13 +201,26 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     split = holdout_split(options.holdout_model)
     catalogue = datasets.catalog_read(options.catalog_dir)
     held = split.product_holdout([i.id for i in catalogue], options.catalog_dir)
-    gallery = [i for i in catalogue if i.id in held]
-    photos = [p for p in datasets.consumer_read(options.consumer_dir) if split.consumer_is_holdout(p.sender_id, p.id)]
+    consumer = datasets.consumer_read(options.consumer_dir)
+    if options.validation:
+        train_side = [i for i in catalogue if i.id not in held]
+        gallery = random.Random(options.seed).sample(train_side, min(options.validation_gallery, len(train_side)))
+        photos = [p for p in consumer if not split.consumer_is_holdout(p.sender_id, p.id)]
+        held_back = validation_consumer_of(options.holdout_model)
+        if held_back is None:
+            raise ValueError(f"{options.holdout_model} records no validation split: use its hold-out.")
+        single_photos = [p for p in photos if held_back(p)]
+        side = f"{len(gallery):,} training-side products of {options.holdout_model} (validation)"
+    else:
+        gallery = [i for i in catalogue if i.id in held]
+        photos = single_photos = [p for p in consumer if split.consumer_is_holdout(p.sender_id, p.id)]
+        side = f"{len(gallery):,} held-out products of {options.holdout_model}"
     embedder = load_embedder(options.model)
-    log(f"gallery: {len(gallery):,} held-out products of {options.holdout_model}; embedding them with {options.model}")
+    log(f"gallery: {side}; embedding them with {options.model}")
     gallery_vectors = embedder.embed([Image.open(i.path) for i in gallery])
     row_of = {item.id: n for n, item in enumerate(gallery)}
     result: dict = {"command": options.command, "model": options.model, "holdout_model": options.holdout_model,
+                    "side": "validation" if options.validation else "holdout", "gallery": len(gallery),
                     "machine": machine_info()}
 
     # Composites: localisation, then retrieval per pasted product.
@@ -262,7 +287,8 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     # Single-garment consumer photos: category P@10 with the automatic region vs the whole photo.
     mapping = datasets.label_mapping_load()
     types = np.array([g.article_type for g in gallery])
-    sample = [p for p in random.Random(options.seed).sample(photos, min(options.consumer, len(photos))) if p.label in mapping.article_types]
+    sample = [p for p in random.Random(options.seed).sample(single_photos, min(options.consumer, len(single_photos)))
+              if p.label in mapping.article_types]
     p10 = {"whole": [], "auto": []}
     for photo in sample:
         image = Image.open(photo.path).convert("RGB")
@@ -315,7 +341,8 @@ def looks_rows(result: dict) -> list[tuple[list[str], list[list[str]]]]:
 
 
 def looks_markdown(result: dict) -> str:
-    lines = [f"# Shop the look on the hold-out of {result['holdout_model']} ({result['model']})", "",
+    where = "the validation side" if result.get("side") == "validation" else "the hold-out"
+    lines = [f"# Shop the look on {where} of {result['holdout_model']} ({result['model']})", "",
              f"Command: `{result.get('command')}`", ""]
     for header, rows in looks_rows(result):
         lines += [md_table(header, rows), ""]

@@ -315,21 +315,29 @@ def _top1_hits(scores: np.ndarray, correct_rows: Sequence[set[int]]) -> int:
     return sum(int(row in rows) for row, rows in zip(scores.argmax(axis=1), correct_rows, strict=True))
 
 
+def validation_consumer_of(name: str) -> Callable[[datasets.ConsumerPhoto], bool] | None:
+    """Whether a training-side consumer photo was held back by ``name``'s training for
+    validation (its contributor), by the seed and fraction its metadata records; None for a
+    model that records no split (an ImageNet backbone)."""
+    metadata = model_metadata(name)
+    recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
+    if "seed" not in metadata or "val_fraction" not in recipe:
+        return None
+    seed, fraction = int(metadata["seed"]), float(recipe["val_fraction"])
+    return lambda photo: validation_contributor(photo, seed=seed, fraction=fraction)
+
+
 def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, float, dict]:
     """The category term's (weight, gate) by the rule of CATEGORY_WEIGHTS: P@10 as served on
     the consumer photos the model's classifier held back (its training's validation
     contributors) against the training-side gallery, views R@1 as served on the training-side
     views. (0, no gate) for a model without a classifier or a recorded split."""
-    metadata = model_metadata(name)
-    recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
-    if load_embedder(name).category_head is None or "seed" not in metadata or "val_fraction" not in recipe:
+    held_back = validation_consumer_of(name)
+    if load_embedder(name).category_head is None or held_back is None:
         return 0.0, CATEGORY_GATES[-1], {}
     gallery_vectors = vectors["select_gallery"]
     types = np.array([g.article_type for g in sets.select_gallery])
-    rows = [
-        n for n, p in enumerate(sets.select_consumer)
-        if p.label in mapping.article_types and validation_contributor(p, seed=int(metadata["seed"]), fraction=float(recipe["val_fraction"]))
-    ]
+    rows = [n for n, p in enumerate(sets.select_consumer) if p.label in mapping.article_types and held_back(p)]
     if not rows or not sets.select_views:
         return 0.0, CATEGORY_GATES[-1], {}
     queries = vectors["select_consumer"][rows]
