@@ -29,8 +29,8 @@ DEFAULT_COLOUR_WEIGHT = 0.05
 DEFAULT_RELEVANCE_FLOOR = 0.0
 # The category term (selectors.CategoryTerm): its weight (added to the cosine, times the
 # classifier's probability of the product's category) and the nearest candidate's cosine from
-# which it is left out. None until measured for a model: both depend on how well that model's
-# classifier is calibrated and how its cosines spread.
+# which it is left out. Off (weight 0, no gate) until measured for a model: both depend on how
+# well that model's classifier is calibrated and how its cosines spread.
 DEFAULT_CATEGORY_WEIGHT = 0.0
 DEFAULT_CATEGORY_GATE = float("inf")
 

@@ -417,21 +417,23 @@ class CategoryTerm:
 _PRODUCT_CATEGORIES_SQL = f"SELECT id, category_id FROM {Product._meta.db_table} WHERE id = ANY(%s::bigint[])"
 
 
+def _rows_by_ids(model, sql: str, ids: Sequence[int]) -> list[tuple]:
+    """The rows of ``sql`` (one ``%s::bigint[]`` parameter) for ``ids``, on ``model``'s read
+    database. Raw SQL for the reads every photo search makes: the ORM's query building was 0.35
+    of the colour fingerprints' 0.59 ms read (44 images)."""
+    with connections[router.db_for_read(model)].cursor() as cursor:
+        cursor.execute(sql, [list(ids)])
+        return cursor.fetchall()
+
+
 def _categories_of(product_ids: Sequence[int]) -> dict[int, int]:
-    """Each product's category id (one raw statement: it runs in every photo search)."""
-    alias = router.db_for_read(Product)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_PRODUCT_CATEGORIES_SQL, [list(product_ids)])
-        return dict(cursor.fetchall())
+    """Each product's category id."""
+    return dict(_rows_by_ids(Product, _PRODUCT_CATEGORIES_SQL, product_ids))
 
 
 def _colour_similarities(image_ids: Sequence[int], colour: ColourProfile) -> dict[int, float]:
     """Each image's colour similarity to ``colour`` (from its stored fingerprint thumbnail)."""
-    # Raw SQL: the ORM's query building was 0.35 of this read's 0.59 ms (44 images).
-    alias = router.db_for_read(ImageFingerprint)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_FINGERPRINT_COLOURS_SQL, [list(image_ids)])
-        rows = cursor.fetchall()
+    rows = _rows_by_ids(ImageFingerprint, _FINGERPRINT_COLOURS_SQL, image_ids)
     profiles = studio_profiles([colour_hex for _, colour_hex in rows])
     return {image_id: colour.similarity(profile) for (image_id, _), profile in zip(rows, profiles, strict=True) if profile is not None}
 

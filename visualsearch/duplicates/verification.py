@@ -335,15 +335,14 @@ def _features_of(rgb: np.ndarray, original_size: tuple[int, int]) -> Features:
 
 def image_features(image: Image.Image, *, mirrored: bool = False) -> ImageFeatures:
     """The keypoints of ``image`` (and of its mirror image when ``mirrored``)."""
-    rgb = _rgb_at_feature_side(image)
-    plain = _features_of(rgb, image.size)
-    flipped = _features_of(np.ascontiguousarray(rgb[:, ::-1]), image.size) if mirrored else None
-    return ImageFeatures(plain=plain, mirrored=flipped)
+    features = ImageFeatures(plain=_features_of(_rgb_at_feature_side(image), image.size))
+    return with_mirror(features) if mirrored else features
 
 
 def with_mirror(features: ImageFeatures) -> ImageFeatures:
-    """``features`` with its mirror image's keypoints, from the picture it already holds (the
-    same as ``image_features(image, mirrored=True)`` without decoding the image again)."""
+    """``features`` with its mirror image's keypoints, made from the picture it already holds
+    (``image_features(image, mirrored=True)`` is this; a picture decoded before gets its mirror
+    without decoding the image again)."""
     if features.mirrored is not None or features.plain.rgb is None:
         return features
     plain = features.plain
