@@ -26,6 +26,11 @@ GUNICORN_START_TIMEOUT_S = 90
 # worker, 2 x 2 OpenMP threads fight over 2 cores; on the shared box the forward pass
 # measured 3.3 images/s with 2 threads against 19-27 with 1 while other processes were busy.
 SERVER_TORCH_THREADS = 1
+# ONNX Runtime, which runs the forward pass on the CPU, gets one intra-op thread per core
+# all the same: its threads sleep instead of spinning, so concurrent searches share the
+# cores without the loss above, and a search alone runs its forward pass on both cores
+# (visualsearch/embedding/config.py, ENV_ONNX_THREADS).
+SERVER_ONNX_THREADS = os.cpu_count() or 1
 # All the load comes from one address: the API's per-client rate limits would turn most
 # of it into 429s, so a load test switches them off unless asked to keep them.
 RATE_LIMITS_OFF = {
@@ -49,6 +54,7 @@ def server_env(*, settings_module: str, database_url: str, rate_limits: bool = F
         "DJANGO_SETTINGS_MODULE": settings_module,
         "DATABASE_URL": database_url,
         "VISUALSEARCH_TORCH_THREADS": str(SERVER_TORCH_THREADS),
+        "VISUALSEARCH_ONNX_THREADS": str(SERVER_ONNX_THREADS),
         **({} if rate_limits else RATE_LIMITS_OFF),
     }
 

@@ -183,6 +183,7 @@ def load_test_run(options: LoadOptions, log: Callable[[str], None] = print, comm
         "load_generator": "locust (lab/benchmarks/locustfile.py, user class Shopper)",
         "gunicorn_workers": options.workers,
         "torch_threads_per_worker": gunicorn.SERVER_TORCH_THREADS,
+        "onnx_threads_per_worker": gunicorn.SERVER_ONNX_THREADS,
         "rate_limits": "kept" if options.rate_limits else "off",
         "mix": options.mix,
         "seconds_per_level": options.duration(),
@@ -270,7 +271,8 @@ def load_markdown(result: dict) -> str:
         f"# Load test ({result['mode']} run, {m['date_utc']})", "",
         f"Command: `{result.get('command')}`. Machine: {m['cpu_count']} cores ({m['cpu_model']}), load average at start "
         f"{m['load_average_1_5_15']}. Load: {result['load_generator']}. gunicorn {result['gunicorn_workers']} sync workers, "
-        f"{result['torch_threads_per_worker']} torch thread each, rate limits {result['rate_limits']}; mix {result['mix']}; "
+        f"{result['torch_threads_per_worker']} torch thread and {result.get('onnx_threads_per_worker', 'as many')} ONNX Runtime "
+        f"threads each, rate limits {result['rate_limits']}; mix {result['mix']}; "
         f"{result['catalogue']['products_embedded']} embedded products; photos: {result['photos']}; "
         f"{result['seconds_per_level']:.0f} s per level.", "",
     ]

@@ -303,6 +303,7 @@ def _http(options: BenchOptions, log) -> dict:
         "catalogue_products_embedded": targets["products_embedded"],
         "workers": gunicorn.GUNICORN_WORKERS,
         "torch_threads_per_worker": gunicorn.SERVER_TORCH_THREADS,
+        "onnx_threads_per_worker": gunicorn.SERVER_ONNX_THREADS,
         "photos": min(len(options.photo_paths), PLAN_PHOTOS) or "generated",
         "load_generator": "locust (lab/benchmarks/locustfile.py, user class ApiClient)",
         "seconds": seconds,
@@ -530,7 +531,8 @@ def bench_markdown(result: dict) -> str:
             parts += [f"Not measured: {result['http'].get('skipped') or result['http'].get('error')}", ""]
         else:
             h = result["http"]
-            parts += [f"{h['workers']} sync workers with {h.get('torch_threads_per_worker')} torch thread each, "
+            onnx = f" and {h['onnx_threads_per_worker']} ONNX Runtime threads" if h.get("onnx_threads_per_worker") else ""
+            parts += [f"{h['workers']} sync workers with {h.get('torch_threads_per_worker')} torch thread{onnx} each, "
                       f"{h['catalogue_products_embedded']} embedded products, k = 12; after a warm-up, Locust users "
                       f"(ApiClient, lab/benchmarks/locustfile.py) for {fmt(h.get('seconds'), 0)} s each: one user "
                       f"(sequential requests), then several at once. Similar items ask for {h['similar'].get('products', 500)} "

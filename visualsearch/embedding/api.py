@@ -114,7 +114,7 @@ def _onnx_runner(name: str, spec: BackboneSpec, model: nn.Module, settings: Embe
     search or indexing."""
     import torch
 
-    threads = settings.num_threads or torch.get_num_threads()
+    threads = settings.onnx_threads or settings.num_threads or torch.get_num_threads()
     try:
         # Here: onnxruntime loads only in processes that embed (like torch above).
         from .onnx_backend import onnx_runner_load

@@ -45,6 +45,13 @@ ENV_MODEL = "VISUALSEARCH_MODEL"
 ENV_DEVICE = "VISUALSEARCH_DEVICE"
 ENV_RESIZE_POLICY = "VISUALSEARCH_RESIZE_POLICY"
 ENV_TORCH_THREADS = "VISUALSEARCH_TORCH_THREADS"
+# ONNX Runtime's intra-op threads when they should differ from torch's (unset: torch's
+# setting, else one per core). A web worker wants them even where it keeps torch at one
+# thread: ONNX Runtime's threads sleep between operators (onnx_backend.ALLOW_SPINNING), so
+# two workers of two threads each on 2 cores embedded as many photos as two of one thread
+# (192-198 against 192-208 images/s, batch 1), while one search alone took 7.3 instead of
+# 10.6 ms in the forward pass (p50 of 150, 20 ms of other work between runs, 2026-12-06).
+ENV_ONNX_THREADS = "VISUALSEARCH_ONNX_THREADS"
 ENV_MODELS_DIR = "VISUALSEARCH_MODELS_DIR"
 ENV_BACKEND = "VISUALSEARCH_BACKEND"
 ENV_ONNX_CACHE_DIR = "VISUALSEARCH_ONNX_CACHE_DIR"
@@ -87,6 +94,7 @@ class EmbeddingSettings:
     device: str = "auto"
     resize_policy: str = DEFAULT_RESIZE_POLICY
     num_threads: int | None = None
+    onnx_threads: int | None = None  # None: num_threads
     models_dir: Path = DEFAULT_MODELS_DIR
     backend: str = "auto"
     onnx_cache_dir: Path = DEFAULT_ONNX_CACHE_DIR
@@ -224,13 +232,13 @@ def validate_weights(weights: Mapping[str, Any]) -> dict[str, str]:
     return cleaned
 
 
-def _validate_threads(raw: str) -> int:
+def _validate_threads(raw: str, variable: str = ENV_TORCH_THREADS) -> int:
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if value < 1:
-        raise EmbedderConfigError(f"{ENV_TORCH_THREADS} must be a positive integer, got {raw!r}.")
+        raise EmbedderConfigError(f"{variable} must be a positive integer, got {raw!r}.")
     return value
 
 
@@ -284,6 +292,7 @@ def current_settings() -> EmbeddingSettings:
         _env(ENV_RESIZE_POLICY) or DEFAULT_RESIZE_POLICY
     )
     threads_raw = _env(ENV_TORCH_THREADS)
+    onnx_threads_raw = _env(ENV_ONNX_THREADS)
     backend = overrides.get("backend") or validate_backend(_env(ENV_BACKEND) or "auto")
     onnx_cache_dir = overrides.get("onnx_cache_dir")
     if onnx_cache_dir is None:
@@ -295,6 +304,7 @@ def current_settings() -> EmbeddingSettings:
         device=device,
         resize_policy=resize_policy,
         num_threads=_validate_threads(threads_raw) if threads_raw else None,
+        onnx_threads=_validate_threads(onnx_threads_raw, ENV_ONNX_THREADS) if onnx_threads_raw else None,
         models_dir=models_dir,
         backend=backend,
         onnx_cache_dir=onnx_cache_dir,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,4 +155,33 @@ def test_torch_threads_left_alone_by_default(monkeypatch: pytest.MonkeyPatch) ->
 def test_invalid_torch_threads_env(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("VISUALSEARCH_TORCH_THREADS", value)
     with pytest.raises(EmbedderConfigError, match="VISUALSEARCH_TORCH_THREADS"):
+        current_settings()
+
+
+@pytest.mark.parametrize(
+    ("torch_threads", "onnx_threads", "expected"),
+    [("1", "2", 2), ("1", None, 1), (None, "3", 3)],
+)
+def test_onnx_runtime_threads_follow_their_own_setting_else_torchs(
+    monkeypatch: pytest.MonkeyPatch, torch_threads: str | None, onnx_threads: str | None, expected: int,
+) -> None:
+    # A web worker keeps torch at one thread and gives ONNX Runtime the cores.
+    from visualsearch.embedding import api, onnx_backend
+
+    for variable, value in (("VISUALSEARCH_TORCH_THREADS", torch_threads), ("VISUALSEARCH_ONNX_THREADS", onnx_threads)):
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, value)
+    asked: list[int] = []
+    monkeypatch.setattr(onnx_backend, "onnx_runner_load", lambda model, **kwargs: asked.append(kwargs["threads"]) or "runner")
+    spec = SimpleNamespace(input_size=224)
+    assert api._onnx_runner("efficientnet_lite0", spec, object(), current_settings()) == "runner"
+    assert asked == [expected]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "all"])
+def test_invalid_onnx_threads_env(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("VISUALSEARCH_ONNX_THREADS", value)
+    with pytest.raises(EmbedderConfigError, match="VISUALSEARCH_ONNX_THREADS"):
         current_settings()
