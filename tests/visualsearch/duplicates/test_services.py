@@ -221,10 +221,11 @@ def test_a_mirrored_cropped_copy_with_text_is_flagged_by_verification(embedded):
     assert pair(products["other_colour"], relisted) not in flagged()
 
 
-def test_verification_decodes_each_picture_once_when_a_query_is_also_a_candidate(catalogue, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_verification_decodes_each_picture_once_when_a_query_is_also_a_candidate(catalogue, monkeypatch, threads):
     """Images of one series are often checked in one batch, each the other's candidate: each
     picture is decoded once, the query's mirror image made from it, and the verification is
-    the one fresh features give."""
+    the one fresh features give, in the order asked, however many threads do the work."""
     from visualsearch.duplicates.verification import image_features, verify
     from visualsearch.reader import stored_image_open
 
@@ -237,8 +238,11 @@ def test_verification_decodes_each_picture_once_when_a_query_is_also_a_candidate
         return stored_image_open(name)
 
     monkeypatch.setattr(services, "stored_image_open", counting_open)
+    monkeypatch.setattr(services, "VERIFY_THREADS", threads)
     rows = {a.id: [(0.9, b.id, 10, 0.5, "index")], b.id: [(0.9, a.id, 10, 0.5, "index")]}
-    results = {(query, other): v for query, other, *_, v in services._verify_candidates(rows)}
+    yielded = list(services._verify_candidates(rows))
+    assert [(query, other) for query, other, *_ in yielded] == [(a.id, b.id), (b.id, a.id)]
+    results = {(query, other): v for query, other, *_, v in yielded}
     assert sorted(opened) == sorted([a.image.name, b.image.name])
     fresh = {img.id: stored_image_open(img.image.name) for img in (a, b)}
     for query, other in ((a.id, b.id), (b.id, a.id)):
