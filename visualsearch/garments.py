@@ -19,6 +19,7 @@ the page always offers it beside them.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -127,25 +128,53 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 
 class _Models:
-    """mediapipe's graphs, loaded on first use and shared; one photo at a time (the graphs
-    are not thread-safe, and one is ~20-40 ms on a CPU core)."""
+    """mediapipe's graphs, loaded on first use and kept. A graph runs one photo at a time (it
+    is not thread-safe, ~20-40 ms on a CPU core) but releases the GIL while it runs, so up to
+    ``size`` graphs serve concurrent threads, each lent to one photo and given back: two
+    threads with a graph each located 60 catalogue photos in 0.89 s against 1.71 s for one
+    (2 cores, 2026-12-06). Each graph holds ~110 MB once it has run: a process that locates
+    one photo at a time (a sync gunicorn worker, a Celery worker) only ever builds one; one
+    whose threads locate photos at once (``compute_looks``, a threaded server) builds up to
+    ``size``; threads that come and go (runserver's, one per request) share the ones made."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pose = None
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.made = 0
+        self.free: list = []
+        self.changed = threading.Condition()
+
+    def _new(self):
+        import mediapipe as mp  # ~1 s and 100 MB: only processes that locate garments pay it
+
+        return mp.solutions.pose.Pose(
+            static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+        )
 
     def run(self, pixels: np.ndarray):
-        with self.lock:
-            if self.pose is None:
-                import mediapipe as mp  # ~1 s and 100 MB: only processes that locate garments pay it
+        with self.changed:
+            while not self.free and self.made >= self.size:
+                self.changed.wait()
+            graph = self.free.pop() if self.free else None
+            if graph is None:
+                self.made += 1
+        if graph is None:
+            try:
+                graph = self._new()
+            except BaseException:
+                with self.changed:
+                    self.made -= 1
+                    self.changed.notify()
+                raise
+        try:
+            return graph.process(pixels)
+        finally:
+            with self.changed:
+                self.free.append(graph)
+                self.changed.notify()
 
-                self.pose = mp.solutions.pose.Pose(
-                    static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
-                )
-            return self.pose.process(pixels)
 
-
-_models = _Models()
+# At most one graph per core: more threads than cores would only wait for each other.
+_models = _Models(size=min(4, os.cpu_count() or 1))
 
 # mediapipe's landmark numbers.
 NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 11, 12, 23, 24

@@ -168,3 +168,52 @@ def test_the_kept_search_embeds_each_item_with_its_margin():
     vector = np.asarray(item["vector"])
     np.testing.assert_allclose(vector, grown, atol=2e-5)
     assert not np.allclose(vector, tight, atol=2e-5)
+
+
+def test_graphs_are_lent_one_photo_at_a_time_and_no_more_are_built_than_allowed(monkeypatch):
+    """Concurrent threads share at most ``size`` graphs, never one graph at once, and the
+    graphs made are kept for the threads that come after."""
+    import threading
+    import time
+
+    from visualsearch import garments
+
+    busy: set[int] = set()
+    overlaps: list[int] = []
+    peak = [0]
+    guard = threading.Lock()
+
+    class Graph:
+        def process(self, pixels):
+            with guard:
+                if id(self) in busy:
+                    overlaps.append(id(self))
+                busy.add(id(self))
+                peak[0] = max(peak[0], len(busy))
+            time.sleep(0.01)
+            with guard:
+                busy.discard(id(self))
+            return pixels.sum()
+
+    models = garments._Models(size=2)
+    built: list[Graph] = []
+    monkeypatch.setattr(models, "_new", lambda: built.append(Graph()) or built[-1])
+    pixels = np.ones((4, 4, 3), dtype=np.uint8)
+    threads = [threading.Thread(target=lambda: [models.run(pixels) for _ in range(5)]) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 2 and peak[0] == 2 and not overlaps
+    models.run(pixels)  # a later thread reuses them
+    assert len(built) == 2
+
+
+def test_a_graph_that_cannot_be_built_frees_its_place(monkeypatch):
+    from visualsearch import garments
+
+    models = garments._Models(size=1)
+    monkeypatch.setattr(models, "_new", lambda: (_ for _ in ()).throw(RuntimeError("no graph")))
+    with pytest.raises(RuntimeError, match="no graph"):
+        models.run(np.ones((2, 2, 3), dtype=np.uint8))
+    assert models.made == 0  # the next call may try again instead of waiting forever
