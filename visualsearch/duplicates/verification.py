@@ -27,7 +27,7 @@ most MAX_KEYPOINTS keypoints are kept, and the service verifies at most
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -283,6 +283,11 @@ class VerifyThresholds:
             and verification.colour_shift <= self.agreement_max_colour_shift
         )
         return matched or agreed
+
+    @property
+    def least_inliers(self) -> int:
+        """Fewer inliers than this and ``passes`` is False whatever else was measured."""
+        return min(self.min_inliers, self.agreement_min_inliers)
 
 
 DEFAULT_VERIFY_THRESHOLDS = VerifyThresholds()
@@ -708,10 +713,15 @@ def _guess_edits(a: Features, b: Features, model: np.ndarray, mirrored: bool) ->
     return tuple(edits)
 
 
-def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
+def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0) -> Verification:
     """The best geometric agreement between ``a`` and ``b``, as is or with ``a`` (else ``b``) mirrored.
 
-    The mirror image is only tried when the plain comparison is not already convincing.
+    The mirror image is only tried when the plain comparison is not already convincing. With
+    ``least_inliers`` (``VerifyThresholds.least_inliers``), a transform with fewer inliers is
+    returned without the aligned-pixel measures (colour shift, changed share, detail,
+    agreement, edits, transform and regions stay empty): no threshold could accept it, and those measures
+    are most of a verification's cost after the matching. The lab leaves it at 0: its
+    threshold sweeps read every measure.
     """
     best, model = _match_one(a.plain, b.plain)
     first, second, mirrored = a.plain, b.plain, False
@@ -727,6 +737,8 @@ def verify(a: ImageFeatures, b: ImageFeatures) -> Verification:
                 a_mirrored = a.mirrored is not None
     if model is None:
         return best
+    if best.inliers < least_inliers:
+        return replace(best, mirrored=mirrored, region_a=(), region_b=())
     edits = _guess_edits(first, second, model, mirrored) if best.same_photo else ((EDIT_MIRROR,) if mirrored else ())
     return Verification(
         inliers=best.inliers,

@@ -346,3 +346,32 @@ def test_a_mirror_added_later_is_the_mirror_computed_with_the_image():
     assert verify(later, image_features(_jpeg(ORIGINAL.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 80))) == verify(
         together, image_features(_jpeg(ORIGINAL.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 80))
     )
+
+
+def test_below_the_least_inliers_no_threshold_passes_whatever_was_measured():
+    """The bound that lets the service skip the aligned-pixel measures is the thresholds' own."""
+    t = DEFAULT_VERIFY_THRESHOLDS
+    best_case = Verification(inliers=t.least_inliers, matches=500, area=1.0, mirrored=False, inlier_share=1.0,
+                             agreement=1.0, transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+    assert t.passes(best_case, cosine=1.0)  # at the bound a pair can pass ...
+    assert not t.passes(replace(best_case, inliers=t.least_inliers - 1), cosine=1.0)  # ... below it none can
+    assert t.least_inliers == min(t.min_inliers, t.agreement_min_inliers)
+
+
+@pytest.mark.parametrize("pair", ["copy", "mirrored copy", "another print", "another colour"])
+def test_least_inliers_changes_no_decision_and_skips_only_below_the_bound(pair):
+    copies = {
+        "copy": _text(_crop(ORIGINAL, 0.06)),
+        "mirrored copy": ImageOps.mirror(_jpeg(ORIGINAL, 60)),
+        "another print": photo(print_seed=11, size=(300, 400)),
+        "another colour": photo(colour=(28, 40, 92), print_seed=3, size=(300, 400)),
+    }
+    a, b = image_features(copies[pair], mirrored=True), image_features(ORIGINAL)
+    full = verify(a, b)
+    cut = verify(a, b, least_inliers=DEFAULT_VERIFY_THRESHOLDS.least_inliers)
+    assert DEFAULT_VERIFY_THRESHOLDS.passes(cut, cosine=0.95) == DEFAULT_VERIFY_THRESHOLDS.passes(full, cosine=0.95)
+    assert cut == full or (full.inliers < DEFAULT_VERIFY_THRESHOLDS.least_inliers and cut.agreement == cut.colour_shift == 0)
+    # A bound no pair reaches: the geometry is kept, the measures after it are skipped.
+    skipped = verify(a, b, least_inliers=10_000)
+    assert (skipped.inliers, skipped.matches, skipped.mirrored) == (full.inliers, full.matches, full.mirrored)
+    assert skipped.edits == () and skipped.transform == () and skipped.changed == skipped.detail == 0.0
