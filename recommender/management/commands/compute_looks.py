@@ -7,7 +7,6 @@ after a model change. Idempotent: by default only missing, outdated or old looks
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 from django.core.management.base import BaseCommand
@@ -19,9 +18,6 @@ from recommender.services import looks_stale_product_ids, product_looks_refresh
 # Products per call of the service: its per-call reads (vectors, images, categories) are
 # shared by a chunk, and progress shows often enough.
 CHUNK = 25
-# Chunks computed at once: locating the garments (mediapipe, which releases the GIL) is most
-# of a product's 47 ms, and each thread gets a graph of its own (visualsearch.garments).
-THREADS = min(4, os.cpu_count() or 1)
 
 
 class Command(BaseCommand):
@@ -36,8 +32,7 @@ class Command(BaseCommand):
             self.stdout.write("Every embedded product has a fresh look.")
             return
         written, seconds = refresh_in_chunks(
-            ids=ids, refresh=product_looks_refresh, chunk=CHUNK, desc="complete the look", no_progress=no_progress,
-            threads=THREADS,
+            ids=ids, refresh=product_looks_refresh, chunk=CHUNK, desc="complete the look", no_progress=no_progress
         )
         looks = ProductLook.objects.filter(product_id__in=ids, has_look=True)
         kinds = Counter(region["kind"] for look in looks for region in look.regions)

@@ -8,8 +8,6 @@ default only missing, outdated or old strips.
 
 from __future__ import annotations
 
-import os
-
 from django.core.management.base import BaseCommand
 
 from recommender.management.commands._refresh import add_refresh_arguments, products_to_refresh, refresh_in_chunks
@@ -17,10 +15,6 @@ from recommender.services import similar_strips_refresh, similar_strips_stale_pr
 
 # Products per call of the service (one upsert each), and progress shows often enough.
 CHUNK = 100
-# Chunks computed at once, each thread on its own database connection: a strip is an index
-# search and an upsert, so a thread waits on PostgreSQL half the time. --all over 3,000
-# products: 20.2 / 21.6 s on one thread, 11.1 / 12.6 s on two (2 cores, 2026-12-06).
-THREADS = min(4, os.cpu_count() or 1)
 
 
 class Command(BaseCommand):
@@ -35,8 +29,7 @@ class Command(BaseCommand):
             self.stdout.write("Every embedded product has a fresh similar strip.")
             return
         written, seconds = refresh_in_chunks(
-            ids=ids, refresh=similar_strips_refresh, chunk=CHUNK, desc="similar strips", no_progress=no_progress,
-            threads=THREADS,
+            ids=ids, refresh=similar_strips_refresh, chunk=CHUNK, desc="similar strips", no_progress=no_progress
         )
         self.stdout.write(self.style.SUCCESS(
             f"Computed {written} similar strips in {seconds:.1f}s ({1000 * seconds / max(written, 1):.1f} ms per product)."
