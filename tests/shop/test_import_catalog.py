@@ -299,3 +299,47 @@ def test_the_upload_corpus_is_reported_and_skipped_never_crashes(tmp_path):
         assert image.image.name == f"products/{image.sha256[:2]}/{image.sha256}.{image.image.name.rsplit('.', 1)[-1]}"
     png = ProductImage.objects.get(product__external_id="Mixed/png-16-bit.png")
     assert png.image.name.endswith(".png") and (png.width, png.height) == (40, 30)
+
+
+def test_a_row_the_database_refuses_costs_only_that_row_of_its_batch(tmp_path, monkeypatch):
+    # "AB-1" and "ab-1" are two ids but one slug ("same-tee-ab-1"): the database refuses the
+    # second product, so the batch holding both is written again one row at a time.
+    monkeypatch.setattr("shop.importers.IMPORT_BATCH", 3)
+    same = ["Men", "Apparel", "Topwear", "Tshirts", "Red", "Summer", "2012", "Casual", "Same Tee"]
+    rows = [GOOD_ROWS[0], ["AB-1", *same], ["ab-1", *same], GOOD_ROWS[1], GOOD_ROWS[2]]
+    root = write_fashion_catalog(tmp_path / "catalog", rows)
+
+    output = run(root)
+
+    assert counts(output) == {"created": 4, "updated": 0, "unchanged": 0, "skipped": 1}
+    assert reasons(output) == {"db_error": 1}
+    assert "line 4 (id ab-1): db_error: IntegrityError" in output
+    assert sorted(Product.objects.values_list("external_id", flat=True)) == ["1001", "1002", "1003", "AB-1"]
+    assert ProductImage.objects.count() == 4
+
+
+def test_an_id_listed_twice_is_created_then_updated(tmp_path, monkeypatch):
+    monkeypatch.setattr("shop.importers.IMPORT_BATCH", 10)
+    renamed = [*GOOD_ROWS[0][:-1], "Roadster Men Navy Tee, new title"]
+    root = write_fashion_catalog(tmp_path / "catalog", [GOOD_ROWS[0], GOOD_ROWS[1], renamed])
+
+    output = run(root)
+
+    assert counts(output) == {"created": 2, "updated": 1, "unchanged": 0, "skipped": 0}
+    assert Product.objects.get(external_id="1001").title == "Roadster Men Navy Tee, new title"
+    assert Product.objects.get(external_id="1001").images.count() == 1  # both rows name images/1001.jpg
+
+
+@pytest.mark.parametrize("batch", [1, 2, 200])
+def test_batches_of_any_size_import_the_same_and_report_in_source_order(tmp_path, monkeypatch, batch):
+    monkeypatch.setattr("shop.importers.IMPORT_BATCH", batch)
+    root = write_fashion_catalog(tmp_path / "catalog", [GOOD_ROWS[0], MISSING_IMAGE_ROW, GOOD_ROWS[1], NO_TITLE_ROW, GOOD_ROWS[2], CORRUPT_IMAGE_ROW])
+
+    report = import_catalog(root)
+
+    assert (report.created, report.updated, report.unchanged, report.images_added) == (3, 0, 0, 3)
+    assert [row.ref for row in report.skipped_rows] == ["line 3 (id 1004)", "line 5 (id 1006)", "line 7 (id 1005)"]
+    assert list(Product.objects.order_by("external_id").values_list("external_id", "title")) == [
+        ("1001", "Roadster Men Navy Tee"), ("1002", "Vero Moda Women Pink Top"), ("1003", "Fastrack Black Watch"),
+    ]  # fmt: skip
+    assert list(ProductImage.objects.order_by("product__external_id").values_list("position", flat=True)) == [0, 0, 0]
