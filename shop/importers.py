@@ -454,8 +454,11 @@ def _read_image(row: ProductRow) -> bytes:
 
 # Rows written per transaction. Row by row, a new product and its image took 11 queries and
 # a commit (import_catalog over the shared catalogue: ~90-140 rows/s, three quarters of it
-# waiting on the database); a batch takes a fixed handful (products_upsert_bulk).
+# waiting on the database); a batch takes a fixed handful (products_upsert_bulk). A batch holds
+# its new images' bytes until it is written, so it is also written once they reach
+# IMPORT_BATCH_BYTES (200 catalogue photos are ~6 MB; 200 phone photos would be ~1 GB).
 IMPORT_BATCH = 200
+IMPORT_BATCH_BYTES = 64 * 2**20
 
 
 def _run_import(
@@ -477,6 +480,8 @@ def _run_import(
     categories: dict[tuple[str, ...], Category] = {}
     skipped: list[tuple[int, SkippedRow]] = []  # (row number, ...): reported in source order
     batch: list[tuple[int, str, _Pending]] = []  # (row number, ref, ...)
+    batch_ids: set[str] = set()
+    batch_bytes = 0
 
     def merchant_for() -> Merchant:
         nonlocal merchant
@@ -500,12 +505,15 @@ def _run_import(
         report.images_added += int(outcome.image_added)
 
     def flush() -> None:
+        nonlocal batch_bytes
         for (number, where, _), result in zip(batch, _write_batch([p for *_, p in batch], merchant_for(), known), strict=True):
             if isinstance(result, RowSkipped):
                 skipped.append((number, SkippedRow(ref=where, reason=result.reason, detail=result.detail)))
             else:
                 count(result)
         batch.clear()
+        batch_ids.clear()
+        batch_bytes = 0
 
     if progress:
         progress(0, len(items))
@@ -519,10 +527,12 @@ def _run_import(
             if isinstance(prepared, _Outcome):
                 count(prepared)
             else:
-                if any(p.row.external_id == row.external_id for *_, p in batch):
+                if row.external_id in batch_ids:
                     flush()  # the same id twice in a batch: the second row updates what the first wrote
                 batch.append((done, ref(item), prepared))
-                if len(batch) >= IMPORT_BATCH:
+                batch_ids.add(row.external_id)
+                batch_bytes += len(prepared.image.data) if prepared.image is not None else 0
+                if len(batch) >= IMPORT_BATCH or batch_bytes >= IMPORT_BATCH_BYTES:
                     flush()
         if progress:
             progress(done, len(items))

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from shop import importers
 from shop.importers import (
     BAD_IMAGE,
     BAD_VALUE,
@@ -330,9 +331,14 @@ def test_an_id_listed_twice_is_created_then_updated(tmp_path, monkeypatch):
     assert Product.objects.get(external_id="1001").images.count() == 1  # both rows name images/1001.jpg
 
 
-@pytest.mark.parametrize("batch", [1, 2, 200])
-def test_batches_of_any_size_import_the_same_and_report_in_source_order(tmp_path, monkeypatch, batch):
+@pytest.mark.parametrize("batch, batch_bytes", [(1, 2**30), (2, 2**30), (200, 2**30), (200, 1)])
+def test_batches_of_any_size_import_the_same_and_report_in_source_order(tmp_path, monkeypatch, batch, batch_bytes):
+    # (200, 1): every new image fills a batch by its bytes alone.
     monkeypatch.setattr("shop.importers.IMPORT_BATCH", batch)
+    monkeypatch.setattr("shop.importers.IMPORT_BATCH_BYTES", batch_bytes)
+    written = []
+    real = importers.products_upsert_bulk
+    monkeypatch.setattr("shop.importers.products_upsert_bulk", lambda **kw: written.append(len(kw["writes"])) or real(**kw))
     root = write_fashion_catalog(tmp_path / "catalog", [GOOD_ROWS[0], MISSING_IMAGE_ROW, GOOD_ROWS[1], NO_TITLE_ROW, GOOD_ROWS[2], CORRUPT_IMAGE_ROW])
 
     report = import_catalog(root)
@@ -343,3 +349,5 @@ def test_batches_of_any_size_import_the_same_and_report_in_source_order(tmp_path
         ("1001", "Roadster Men Navy Tee"), ("1002", "Vero Moda Women Pink Top"), ("1003", "Fastrack Black Watch"),
     ]  # fmt: skip
     assert list(ProductImage.objects.order_by("product__external_id").values_list("position", flat=True)) == [0, 0, 0]
+    expected_batches = [1, 1, 1] if batch_bytes == 1 else {1: [1, 1, 1], 2: [2, 1], 200: [3]}[batch]
+    assert written == expected_batches
