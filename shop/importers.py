@@ -608,20 +608,12 @@ def _write_batch(batch: Sequence[_Pending], merchant: Merchant, known: dict[str,
 
 
 def _write_one(pending: _Pending, merchant: Merchant, known: dict[str, _Known]) -> _Outcome | RowSkipped:
-    row = pending.row
+    # product_upsert takes the category itself where the batch's fields hold its id.
+    values = {name: value for name, value in pending.fields.items() if name != "category_id"}
     try:
         with transaction.atomic():
             product, created, changed = product_upsert(
-                merchant=merchant,
-                external_id=row.external_id,
-                title=row.title,
-                price=row.price,
-                category=pending.category,
-                currency=CURRENCY,
-                description=row.description,
-                gender=row.gender,
-                colour=row.colour,
-                attributes=row.attributes,
+                merchant=merchant, external_id=pending.row.external_id, category=pending.category, **values
             )
             image_added = False
             if pending.image is not None:

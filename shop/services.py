@@ -46,16 +46,14 @@ def _slug_base(*, title: str, external_id: str) -> str:
     return f"{slugify(title)[:180]}-{slugify(external_id)}".strip("-")
 
 
-def _slug_of_merchant(base: str, merchant: Merchant) -> str:
-    """The slug when ``base`` is another merchant's already."""
-    return f"{base}-{merchant.slug}"[:255]
+def _merchant_slug(base: str, merchant: Merchant, *, taken: bool) -> str:
+    """``base``, or ``base`` with the merchant's slug when another merchant holds it (``taken``)."""
+    return f"{base}-{merchant.slug}"[:255] if taken else base
 
 
 def _product_slug(*, title: str, merchant: Merchant, external_id: str) -> str:
     base = _slug_base(title=title, external_id=external_id)
-    if Product.objects.filter(slug=base).exclude(merchant=merchant).exists():
-        return _slug_of_merchant(base, merchant)
-    return base
+    return _merchant_slug(base, merchant, taken=Product.objects.filter(slug=base).exclude(merchant=merchant).exists())
 
 
 def _changed_fields(product: Product, fields: dict[str, Any]) -> list[str]:
@@ -184,7 +182,7 @@ def products_upsert_bulk(*, merchant: Merchant, writes: Sequence[ProductWrite]) 
         Product(
             merchant=merchant,
             external_id=write.external_id,
-            slug=_slug_of_merchant(bases[write.external_id], merchant) if bases[write.external_id] in taken else bases[write.external_id],
+            slug=_merchant_slug(bases[write.external_id], merchant, taken=bases[write.external_id] in taken),
             **write.fields,
         )
         for write in new
