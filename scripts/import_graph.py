@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, int]] = [
     ("visualsearch.categories", 3),
     ("visualsearch.looks", 4),  # kept photo searches, above the search they run
     ("visualsearch.garments", 1),  # pure localisation (mediapipe, numpy), no Django
+    ("visualsearch.segmenter", 1),  # the learned flat-lay segmenter (torch), no Django
     ("visualsearch.duplicates", 4),
     ("visualsearch.tasks", 5),
     ("visualsearch.pipeline", 5),

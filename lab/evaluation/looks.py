@@ -46,6 +46,7 @@ from lab.reports import json_write, machine_info, md_table, text_table
 from visualsearch.embedding import load_embedder
 from visualsearch.garments import GarmentRegion, iou, locate_garments, search_box
 from visualsearch.photos import search_settings
+from visualsearch.segmenter import segmenter_active
 
 # The garment kind a catalogue subCategory is expected to come back as.
 KIND_OF_SUB = {
@@ -85,7 +86,7 @@ class LooksOptions:
     validation_gallery: int = VALIDATION_GALLERY
 
 
-def _cutout(path: Path) -> Image.Image:
+def studio_cutout(path: Path) -> Image.Image:
     """A studio photo as RGBA with its white background transparent, cropped to the garment.
 
     The background is the white reaching the photo's border; white inside the garment (a
@@ -109,7 +110,7 @@ def _cutout(path: Path) -> Image.Image:
     return out.crop(box) if box else out
 
 
-def _background(photo: Path, rng: random.Random) -> Image.Image:
+def surface_background(photo: Path, rng: random.Random) -> Image.Image:
     """A real surface: a corner patch of a consumer photo (its bed, floor or wall), tiled with
     mirroring at its own scale over the canvas."""
     image = Image.open(photo).convert("RGB")
@@ -138,7 +139,7 @@ def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem],
     subs = [s for s in COMPOSITE_SUBS if by_sub[s]]
     out = []
     for _ in range(options.composites):
-        canvas = _background(rng.choice(photos).path, rng)
+        canvas = surface_background(rng.choice(photos).path, rng)
         n = rng.randint(2, 4)
         chosen_subs = rng.sample(subs, min(n, len(subs)))
         # Cells of a 2x2 grid, jittered: garments never overlap (boxes are then unambiguous).
@@ -151,7 +152,7 @@ def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem],
                 kind, pid = "consumer", None
             else:
                 item = rng.choice(by_sub[sub])
-                piece, kind, pid = _cutout(item.path), KIND_OF_SUB.get(sub, "item"), item.id
+                piece, kind, pid = studio_cutout(item.path), KIND_OF_SUB.get(sub, "item"), item.id
             scale = rng.uniform(0.6, 0.9) * min(cell_w / piece.width, cell_h / piece.height)
             piece = piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
             x = cx * cell_w + rng.randint(0, max(0, cell_w - piece.width))
@@ -219,7 +220,9 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     log(f"gallery: {side}; embedding them with {options.model}")
     gallery_vectors = embedder.embed([Image.open(i.path) for i in gallery])
     row_of = {item.id: n for n, item in enumerate(gallery)}
+    learned = segmenter_active()
     result: dict = {"command": options.command, "model": options.model, "holdout_model": options.holdout_model,
+                    "flat_lay_locator": f"segmenter {learned.name}" if learned is not None else "colour rule",
                     "side": "validation" if options.validation else "holdout", "gallery": len(gallery),
                     "machine": machine_info()}
 
@@ -343,7 +346,8 @@ def looks_rows(result: dict) -> list[tuple[list[str], list[list[str]]]]:
 def looks_markdown(result: dict) -> str:
     where = "the validation side" if result.get("side") == "validation" else "the hold-out"
     lines = [f"# Shop the look on {where} of {result['holdout_model']} ({result['model']})", "",
-             f"Command: `{result.get('command')}`", ""]
+             f"Command: `{result.get('command')}`", "",
+             f"Items lying flat found by: {result.get('flat_lay_locator', 'colour rule')}.", ""]
     for header, rows in looks_rows(result):
         lines += [md_table(header, rows), ""]
     p = result["people"]

@@ -1,4 +1,11 @@
-"""Garment localisation on generated flat-lays (no person: the foreground components)."""
+"""Garment localisation on generated flat-lays (no person: the foreground components).
+
+Items lying flat are found by the learned segmenter (``visualsearch.segmenter``, shipped)
+or, where it is off, by the colour rule. A test that runs under ``locator`` holds for both;
+one under ``colour_rule`` pins how the fallback reads flat drawings: the segmenter learned
+garments from photos (folds, prints, shading), and a uniformly coloured rectangle larger than
+its receptive field comes out with holes. How well it finds real garments is measured on the
+shared data (tests/lab/evaluation/test_looks_segmenter.py, ``evaluate_looks``)."""
 
 from __future__ import annotations
 
@@ -6,7 +13,24 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from visualsearch import garments, segmenter
 from visualsearch.garments import MIN_ITEM_AREA, MIN_MAIN_ITEM_AREA, iou, locate_garments, locate_worn_garments
+from visualsearch.segmenter import ENV_SEGMENTER
+
+
+@pytest.fixture
+def colour_rule(monkeypatch):
+    monkeypatch.setenv(ENV_SEGMENTER, "off")
+
+
+@pytest.fixture(params=["segmenter", "colour rule"])
+def locator(request, monkeypatch):
+    if request.param == "colour rule":
+        monkeypatch.setenv(ENV_SEGMENTER, "off")
+    else:
+        monkeypatch.delenv(ENV_SEGMENTER, raising=False)
+        assert segmenter.segmenter_active() is not None
+    return request.param
 
 
 def sheet(size=(900, 1200), seed=0) -> Image.Image:
@@ -17,7 +41,7 @@ def sheet(size=(900, 1200), seed=0) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def test_each_item_of_a_flat_lay_is_found_even_a_small_one():
+def test_each_item_of_a_flat_lay_is_found_even_a_small_one(locator):
     photo = sheet()
     draw = ImageDraw.Draw(photo)
     top = (80, 90, 520, 640)  # a T-shirt: a quarter of the photo
@@ -31,7 +55,7 @@ def test_each_item_of_a_flat_lay_is_found_even_a_small_one():
     assert (200 * 140) / (900 * 1200) > MIN_ITEM_AREA  # the small one is above the floor
 
 
-def test_a_sandal_of_straps_beside_a_garment_is_found():
+def test_a_sandal_of_straps_beside_a_garment_is_found(locator):
     """A sandal is mostly straps: its own pixels are ~1.5 % of the photo although its box is
     larger (it was under the 2 % floor until 2026-12-06)."""
     photo = sheet(seed=7)
@@ -48,7 +72,7 @@ def test_a_sandal_of_straps_beside_a_garment_is_found():
         assert max(iou(r.box, truth) for r in regions) >= 0.5, (truth, regions)
 
 
-def test_a_small_thing_is_an_item_beside_a_garment_but_not_alone():
+def test_a_small_thing_is_an_item_beside_a_garment_but_not_alone(locator):
     """Alone, so small a thing (a sock, a speck of a pattern) is not searched instead of the photo."""
     small = (600, 900, 720, 1000)  # 1.1 % of the photo
     assert MIN_ITEM_AREA <= (120 * 100) / (900 * 1200) < MIN_MAIN_ITEM_AREA
@@ -60,7 +84,7 @@ def test_a_small_thing_is_an_item_beside_a_garment_but_not_alone():
     assert locate_garments(alone) == []
 
 
-def test_a_garment_filling_the_photo_is_the_photo_even_with_a_small_thing_beside_it():
+def test_a_garment_filling_the_photo_is_the_photo_even_with_a_small_thing_beside_it(colour_rule):
     """Its box covers more than FILLS_PHOTO of the photo: the photo is the item, whatever
     small thing lies in a gap of it (until 2026-12-06 only a lone item counted)."""
     photo = sheet(seed=8)
@@ -71,7 +95,7 @@ def test_a_garment_filling_the_photo_is_the_photo_even_with_a_small_thing_beside
     assert locate_garments(photo) == []
 
 
-def test_a_pastel_item_on_a_pale_sheet_is_found():
+def test_a_pastel_item_on_a_pale_sheet_is_found(locator):
     photo = sheet(seed=1)
     box = (200, 300, 700, 900)
     ImageDraw.Draw(photo).rectangle(box, fill=(236, 200, 212))  # pale pink, 18.6 Lab units from the sheet
@@ -79,7 +103,7 @@ def test_a_pastel_item_on_a_pale_sheet_is_found():
     assert regions and max(iou(r.box, box) for r in regions) >= 0.5
 
 
-def test_crumbs_and_a_plain_sheet_are_not_items():
+def test_crumbs_and_a_plain_sheet_are_not_items(locator):
     photo = sheet(seed=2)
     draw = ImageDraw.Draw(photo)
     for x in range(100, 800, 140):
@@ -89,7 +113,7 @@ def test_crumbs_and_a_plain_sheet_are_not_items():
     assert locate_worn_garments(photo) == []  # nobody in the photo
 
 
-def test_a_garment_touching_the_border_is_the_item_not_the_background():
+def test_a_garment_touching_the_border_is_the_item_not_the_background(colour_rule):
     # A hoodie photographed close: its body runs off the left and right edges, so its navy
     # is a third of the border's colours; only its white print would stand out from that.
     photo = sheet(seed=4)
@@ -102,7 +126,7 @@ def test_a_garment_touching_the_border_is_the_item_not_the_background():
     assert iou(regions[0].box, body) >= 0.8, regions
 
 
-def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found():
+def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found(locator):
     # A rug under half the border: two background colours, the item on the lighter one.
     photo = sheet(seed=5)
     draw = ImageDraw.Draw(photo)
@@ -114,7 +138,7 @@ def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found():
     assert all(iou(r.box, (0, 700, 900, 1200)) < 0.5 for r in regions)  # the rug stays background
 
 
-def test_two_garments_lying_a_few_pixels_apart_are_two_items():
+def test_two_garments_lying_a_few_pixels_apart_are_two_items(colour_rule):
     # 30 px apart in a 1,200-px photo: 4 px at the size items are found at, which the
     # gap closing bridges; their own pixels are apart, so they are two items, not one.
     photo = sheet(seed=4)
@@ -127,7 +151,7 @@ def test_two_garments_lying_a_few_pixels_apart_are_two_items():
         assert max(iou(r.box, truth) for r in regions) >= 0.5, (truth, regions)
 
 
-def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item():
+def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item(locator):
     # Shoulders and a sleeve (one piece) wrap the body, separated from it by a thin line of
     # the sheet's colour: the two parts' boxes overlap, so it is one garment.
     photo = sheet(seed=5)
@@ -141,7 +165,7 @@ def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item():
     assert iou(regions[0].box, (200, 200, 700, 850)) >= 0.8
 
 
-def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings():
+def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings(colour_rule):
     from visualsearch.garments import ITEM_CONTEXT, search_box
 
     box = (100, 200, 300, 600)  # 200 x 400
@@ -151,8 +175,47 @@ def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings():
     assert search_box("top", box, 900, 1200) == box  # a worn garment's region is searched as it is
 
 
+def test_an_item_the_segmenter_found_is_searched_as_found():
+    from visualsearch.garments import ITEM_CONTEXT_LEARNED, search_box
+
+    assert ITEM_CONTEXT_LEARNED == 0.0 and segmenter.segmenter_active() is not None
+    assert search_box("item", (100, 200, 300, 600), 900, 1200) == (100, 200, 300, 600)
+
+
+def fake_segmenter(monkeypatch, mask: np.ndarray):
+    """The segmenter answering ``mask`` (at the locator's thumbnail size), to test what the
+    locator makes of a foreground whatever found it."""
+
+    class Fixed:
+        name = "fixed"
+
+        def foreground(self, pixels):
+            assert pixels.shape[:2] == mask.shape
+            return mask.astype(np.float32)
+
+    monkeypatch.setattr(garments, "segmenter_active", lambda: Fixed())
+
+
+def test_the_segmenters_foreground_becomes_items_largest_first(monkeypatch):
+    mask = np.zeros((160, 120), bool)  # a 900 x 1200 photo read at 120 x 160
+    mask[10:80, 10:60] = True  # a top
+    mask[90:150, 70:110] = True  # trousers beside it
+    mask[100:103, 10:13] = True  # a crumb: under MIN_ITEM_AREA
+    fake_segmenter(monkeypatch, mask)
+    regions = locate_garments(sheet())
+    assert [r.kind for r in regions] == ["item", "item"]
+    assert iou(regions[0].box, (75, 75, 450, 600)) >= 0.8 and iou(regions[1].box, (525, 675, 825, 1125)) >= 0.8
+
+
+def test_a_garment_the_segmenter_finds_filling_the_photo_is_the_photo(monkeypatch):
+    mask = np.zeros((160, 120), bool)
+    mask[3:157, 3:117] = True  # 91 % of the photo's area in its box
+    fake_segmenter(monkeypatch, mask)
+    assert locate_garments(sheet()) == []
+
+
 @pytest.mark.django_db
-def test_the_kept_search_embeds_each_item_with_its_margin():
+def test_the_kept_search_embeds_each_item_with_its_margin(colour_rule):
     from visualsearch import looks
     from visualsearch.embedding import load_embedder
     from visualsearch.garments import search_box
@@ -168,6 +231,24 @@ def test_the_kept_search_embeds_each_item_with_its_margin():
     vector = np.asarray(item["vector"])
     np.testing.assert_allclose(vector, grown, atol=2e-5)
     assert not np.allclose(vector, tight, atol=2e-5)
+
+
+@pytest.mark.django_db
+def test_the_kept_search_embeds_what_the_segmenter_found(monkeypatch):
+    from visualsearch import looks
+    from visualsearch.embedding import load_embedder
+
+    mask = np.zeros((160, 120), bool)
+    mask[40:120, 27:80] = True
+    fake_segmenter(monkeypatch, mask)
+    photo = sheet(seed=6)
+    search = looks.look_create(photo=photo)
+    item = search.items[1]
+    assert item["kind"] == "item"
+    box = tuple(item["box"])
+    assert iou(box, (202, 300, 600, 900)) >= 0.8
+    (found,) = load_embedder(search.model_name).embed([photo.crop(box)])
+    np.testing.assert_allclose(np.asarray(item["vector"]), found, atol=2e-5)
 
 
 def test_graphs_are_lent_one_photo_at_a_time_and_no_more_are_built_than_allowed(monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lab.evaluation.looks import _cutout
+from lab.evaluation.looks import studio_cutout
 
 
 def test_a_white_garment_keeps_its_white_and_only_the_studio_background_goes(tmp_path):
@@ -16,7 +16,7 @@ def test_a_white_garment_keeps_its_white_and_only_the_studio_background_goes(tmp
     draw.rectangle((140, 140, 160, 160), fill=(200, 30, 30))  # its red logo
     path = tmp_path / "sneaker.jpg"
     photo.save(path, quality=95)
-    cut = _cutout(path)
+    cut = studio_cutout(path)
     alpha = np.asarray(cut.getchannel("A"))
     # Cropped to the sneaker (the photo is stretched to 3:4 first, as the catalogue's were):
     # what is left is the sneaker, its white inside included; the corners outside it are clear.
