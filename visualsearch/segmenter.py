@@ -16,11 +16,14 @@ padded to a multiple of ``STRIDE``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent / "garment_models"
 SHIPPED = "flatlay-unet-v1"
@@ -123,6 +126,7 @@ class Segmenter:
 
 _loaded: dict[Path, Segmenter] = {}
 _loaded_lock = threading.Lock()
+_missing_reported: set[Path] = set()
 
 
 def segmenter_active() -> Segmenter | None:
@@ -135,6 +139,9 @@ def segmenter_active() -> Segmenter | None:
     # A bare name is one of ours; a path is a directory trained elsewhere (make train-segmenter).
     directory = Path(choice) if os.sep in choice else MODELS_DIR / choice
     if not (directory / "weights.pt").is_file():
+        if directory not in _missing_reported:  # once per process: an operator should know, a log should not flood
+            _missing_reported.add(directory)
+            logger.warning("No segmenter weights at %s: items lying flat are found by the colour rule.", directory / "weights.pt")
         return None
     with _loaded_lock:
         if directory not in _loaded:

@@ -38,13 +38,17 @@ def test_the_shipped_segmenter_is_active_by_default(monkeypatch):
     assert probability.shape == (120, 90) and 0.0 <= probability.min() and probability.max() <= 1.0
 
 
-def test_off_or_absent_weights_mean_the_colour_rule(monkeypatch, tmp_path):
+def test_off_or_absent_weights_mean_the_colour_rule(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(ENV_SEGMENTER, "off")
     assert segmenter_active() is None
+    assert not caplog.records  # off is a choice, not a fault
     monkeypatch.setenv(ENV_SEGMENTER, "no-such-segmenter")
     assert segmenter_active() is None
     monkeypatch.setenv(ENV_SEGMENTER, str(tmp_path))  # a directory without weights.pt
     assert segmenter_active() is None
+    assert segmenter_active() is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "no-such-segmenter" in warnings[0] and str(tmp_path) in warnings[1]  # once each
 
 
 def test_a_directory_of_weights_trained_elsewhere_is_loaded(monkeypatch, tmp_path):
@@ -60,5 +64,7 @@ def test_a_directory_of_weights_trained_elsewhere_is_loaded(monkeypatch, tmp_pat
 @pytest.fixture(autouse=True)
 def _forget_loaded():
     segmenter._loaded.clear()
+    segmenter._missing_reported.clear()
     yield
     segmenter._loaded.clear()
+    segmenter._missing_reported.clear()
