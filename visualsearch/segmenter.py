@@ -15,7 +15,6 @@ padded to a multiple of ``STRIDE``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -98,9 +97,6 @@ class Segmenter:
     def name(self) -> str:
         return self.directory.name
 
-    def metadata(self) -> dict:
-        return json.loads((self.directory / "metadata.json").read_text())
-
     def _load(self):
         with self._lock:
             if self._module is None:
@@ -121,7 +117,7 @@ class Segmenter:
         h, w = pixels.shape[:2]
         with torch.inference_mode():
             logits = module(to_input(pixels))
-        return torch.sigmoid(logits[0, :h, :w]).numpy().astype(np.float32)
+        return torch.sigmoid(logits[0, :h, :w]).numpy()  # float32, as the network computes
 
 
 _loaded: dict[Path, Segmenter] = {}
@@ -138,6 +134,9 @@ def segmenter_active() -> Segmenter | None:
         return None
     # A bare name is one of ours; a path is a directory trained elsewhere (make train-segmenter).
     directory = Path(choice) if os.sep in choice else MODELS_DIR / choice
+    loaded = _loaded.get(directory)
+    if loaded is not None:  # asked per photo and per item: no file check once it is known
+        return loaded
     if not (directory / "weights.pt").is_file():
         if directory not in _missing_reported:  # once per process: an operator should know, a log should not flood
             _missing_reported.add(directory)

@@ -130,6 +130,26 @@ def surface_background(photo: Path, rng: random.Random) -> Image.Image:
     return canvas
 
 
+def validation_gallery_draw(train_side: list[datasets.CatalogItem], *, seed: int, size: int = VALIDATION_GALLERY) -> list[datasets.CatalogItem]:
+    """The training-side products the validation run uses as its gallery (and pastes); the
+    segmenter's training leaves exactly these out (lab/training/segmenter.py)."""
+    return random.Random(seed).sample(train_side, min(size, len(train_side)))
+
+
+def scaled(piece: Image.Image, scale: float) -> Image.Image:
+    return piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
+
+
+def cell_place(piece: Image.Image, cell: tuple[int, int], rng: random.Random) -> tuple[Image.Image, int, int]:
+    """``piece`` shrunk to 60-90 % of a cell of the canvas's 2x2 grid and placed at random
+    inside it: (the shrunk piece, x, y)."""
+    cell_w, cell_h = CANVAS[0] // 2, CANVAS[1] // 2
+    piece = scaled(piece, rng.uniform(0.6, 0.9) * min(cell_w / piece.width, cell_h / piece.height))
+    x = cell[0] * cell_w + rng.randint(0, max(0, cell_w - piece.width))
+    y = cell[1] * cell_h + rng.randint(0, max(0, cell_h - piece.height))
+    return piece, x, y
+
+
 def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem], photos: list[datasets.ConsumerPhoto]) -> list[Composite]:
     rng = random.Random(options.seed)
     by_sub: dict[str, list[datasets.CatalogItem]] = defaultdict(list)
@@ -145,18 +165,14 @@ def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem],
         # Cells of a 2x2 grid, jittered: garments never overlap (boxes are then unambiguous).
         cells = rng.sample([(0, 0), (1, 0), (0, 1), (1, 1)], len(chosen_subs))
         boxes, kinds, ids = [], [], []
-        for (cx, cy), sub in zip(cells, chosen_subs, strict=True):
-            cell_w, cell_h = CANVAS[0] // 2, CANVAS[1] // 2
+        for cell, sub in zip(cells, chosen_subs, strict=True):
             if rng.random() < 0.15 and photos:  # a consumer photo of a garment, as a rectangle
                 piece = Image.open(rng.choice(photos).path).convert("RGBA")
                 kind, pid = "consumer", None
             else:
                 item = rng.choice(by_sub[sub])
                 piece, kind, pid = studio_cutout(item.path), KIND_OF_SUB.get(sub, "item"), item.id
-            scale = rng.uniform(0.6, 0.9) * min(cell_w / piece.width, cell_h / piece.height)
-            piece = piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
-            x = cx * cell_w + rng.randint(0, max(0, cell_w - piece.width))
-            y = cy * cell_h + rng.randint(0, max(0, cell_h - piece.height))
+            piece, x, y = cell_place(piece, cell, rng)
             canvas.paste(piece, (x, y), piece)
             boxes.append((x, y, x + piece.width, y + piece.height))
             kinds.append(kind)
@@ -205,7 +221,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     consumer = datasets.consumer_read(options.consumer_dir)
     if options.validation:
         train_side = [i for i in catalogue if i.id not in held]
-        gallery = random.Random(options.seed).sample(train_side, min(options.validation_gallery, len(train_side)))
+        gallery = validation_gallery_draw(train_side, seed=options.seed, size=options.validation_gallery)
         photos = [p for p in consumer if not split.consumer_is_holdout(p.sender_id, p.id)]
         held_back = validation_consumer_of(options.holdout_model)
         if held_back is None:

@@ -33,10 +33,10 @@ import numpy as np
 from PIL import Image
 
 from lab import datasets
-from lab.evaluation.looks import CANVAS, COMPOSITE_SUBS, VALIDATION_GALLERY, studio_cutout, surface_background
+from lab.evaluation.looks import CANVAS, COMPOSITE_SUBS, cell_place, scaled, studio_cutout, surface_background, validation_gallery_draw
 from lab.evaluation.matching import validation_consumer_of
 from lab.evaluation.quality import holdout_split
-from visualsearch.garments import item_pixels
+from visualsearch.garments import SEGMENTER_THRESHOLD, item_pixels
 from visualsearch.segmenter import network, to_input
 
 
@@ -64,8 +64,7 @@ def training_pools(recipe: SegmenterRecipe, catalog_dir: Path = datasets.CATALOG
     catalogue = datasets.catalog_read(catalog_dir)
     held = split.product_holdout([i.id for i in catalogue], catalog_dir)
     train_side = [i for i in catalogue if i.id not in held]
-    # The same draw as evaluate_looks' validation gallery (lab/evaluation/looks.looks_run).
-    validation_gallery = {i.id for i in random.Random(recipe.validation_seed).sample(train_side, min(VALIDATION_GALLERY, len(train_side)))}
+    validation_gallery = {i.id for i in validation_gallery_draw(train_side, seed=recipe.validation_seed)}
     products = [i for i in train_side if i.id not in validation_gallery and i.sub_category in COMPOSITE_SUBS]
     held_back = validation_consumer_of(recipe.holdout_model)
     photos = [p for p in datasets.consumer_read(consumer_dir)
@@ -87,23 +86,16 @@ def training_composite(rng: random.Random, by_sub: dict[str, list[datasets.Catal
     subs = sorted(by_sub)
     if rng.random() < recipe.large_share:
         piece = studio_cutout(rng.choice(by_sub[rng.choice(subs)]).path)
-        scale = rng.uniform(0.7, 1.0) * min(CANVAS[0] / piece.width, CANVAS[1] / piece.height)
-        piece = piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
+        piece = scaled(piece, rng.uniform(0.7, 1.0) * min(CANVAS[0] / piece.width, CANVAS[1] / piece.height))
         _paste(canvas, mask, piece, rng.randint(0, CANVAS[0] - piece.width), rng.randint(0, CANVAS[1] - piece.height))
         return canvas, mask
     n = rng.randint(1, 4)
-    cells = rng.sample([(0, 0), (1, 0), (0, 1), (1, 1)], n)
-    cell_w, cell_h = CANVAS[0] // 2, CANVAS[1] // 2
-    for cx, cy in cells:
+    for cell in rng.sample([(0, 0), (1, 0), (0, 1), (1, 1)], n):
         if rng.random() < recipe.consumer_share:
             piece = Image.open(rng.choice(photos).path).convert("RGBA")
         else:
             piece = studio_cutout(rng.choice(by_sub[rng.choice(subs)]).path)
-        scale = rng.uniform(0.6, 0.9) * min(cell_w / piece.width, cell_h / piece.height)
-        piece = piece.resize((max(8, int(piece.width * scale)), max(8, int(piece.height * scale))), Image.Resampling.BICUBIC)
-        x = cx * cell_w + rng.randint(0, max(0, cell_w - piece.width))
-        y = cy * cell_h + rng.randint(0, max(0, cell_h - piece.height))
-        _paste(canvas, mask, piece, x, y)
+        _paste(canvas, mask, *cell_place(piece, cell, rng))
     return canvas, mask
 
 
@@ -147,7 +139,8 @@ def _augment(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]
 
 
 def pixel_iou(module, images: np.ndarray, targets: np.ndarray) -> float:
-    """Intersection over union of the predicted (> 0.5) and the true garment pixels, over a set."""
+    """Intersection over union of the predicted (the locator's threshold) and the true garment
+    pixels (> 0.5 of the thumbnail pixel), over a set."""
     import torch
 
     inter = union = 0.0
@@ -156,7 +149,7 @@ def pixel_iou(module, images: np.ndarray, targets: np.ndarray) -> float:
         for start in range(0, len(images), 32):
             logits = module(to_input(images[start : start + 32]))
             truth = targets[start : start + 32] > 0.5
-            pred = (torch.sigmoid(logits) > 0.5).numpy()[:, : truth.shape[1], : truth.shape[2]]
+            pred = (torch.sigmoid(logits) > SEGMENTER_THRESHOLD).numpy()[:, : truth.shape[1], : truth.shape[2]]
             inter += float((pred & truth).sum())
             union += float((pred | truth).sum())
     return inter / union if union else 1.0
