@@ -10,8 +10,9 @@ Two kinds of photo, two ways in:
 * **a flat-lay or single item** (most consumer photos: a garment on a bed or a floor): the
   garment pixels, grouped into connected components; each large enough component is an item.
   The learned segmenter (``visualsearch.segmenter``, trained on catalogue garments pasted
-  onto real surfaces) finds the pixels; where it is off, the colour rule does: the pixels
-  that differ from the background, estimated from the photo's border. On the hold-out
+  onto real surfaces) finds the pixels; where it is off, and in drawings in flat colours
+  (``is_drawing``), the colour rule does: the pixels that differ from the background,
+  estimated from the photo's border. On the hold-out
   composites of ``evaluate_looks`` the segmenter finds tops / bottoms / shoes 0.914 / 0.909 /
   0.955 against the colour rule's 0.900 / 0.894 / 0.910, which loses garments on patterned
   surfaces and garments of the surface's own colour (docs/benchmarks.md, "Shop the look").
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from visualsearch.colour import srgb_to_lab
+from visualsearch.colour import STUDIO_WHITE, srgb_to_lab
 from visualsearch.segmenter import segmenter_active
 
 # Pose runs on the photo shrunk to this long side: the landmarker's own input is 256x256,
@@ -108,6 +109,20 @@ ITEM_CONTEXT_LEARNED = 0.0
 # the 300 validation composites (seed 7): 0.35 / 0.5 / 0.65 found 0.940 / 0.949 / 0.951 of the
 # garments, R@1 0.808 / 0.805 / 0.808, single-garment P@10 0.787 / 0.786 / 0.779.
 SEGMENTER_THRESHOLD = 0.5
+# A drawing, not a photo, goes to the colour rule. The segmenter learned garments from
+# photos, and in a flat fill wider than its receptive field (~100 px of the thumbnail) it
+# punches holes and splits the garment; the colour rule reads a drawing exactly. A drawing is
+# a thumbnail (``item_pixels``) whose pixels, studio white left out, mostly lie within
+# DRAWING_TOLERANCE of every pixel of their 3x3 neighbourhood in each channel (``flat_share``,
+# 0.8 ms a photo). Its value (2026-12-07): 3,863 consumer photos p95 0.23, max 0.52; 200
+# hold-out composites max 0.54; 500 catalogue photos max 0.60; 20 drawings (garments in flat
+# colours on a noisy sheet or on white) with noise of sd 0 / 4 / 8 / 12 levels, then JPEG 85:
+# p50 0.83 / 0.82 / 0.79 / 0.66, at or above 0.65 for 20 / 20 / 16 / 12 of them (none at sd 16,
+# which reads as texture). Teaching the segmenter drawings instead (a fifth of its composites
+# drawn, a whole-photo summary at its deepest level) cost it real garments: docs/benchmarks.md,
+# "Shop the look".
+DRAWING_FLAT_SHARE = 0.65
+DRAWING_TOLERANCE = 1
 MAX_ITEMS = 4
 # Regions overlapping more than this (IoU) are one garment seen twice.
 MERGE_IOU = 0.6
@@ -322,13 +337,44 @@ def item_pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(small.filter(ImageFilter.BoxBlur(1)), dtype=np.uint8)
 
 
+def flat_share(pixels: np.ndarray) -> float:
+    """The share of ``item_pixels``' pixels, studio white left out, that lie within
+    DRAWING_TOLERANCE of every pixel of their 3x3 neighbourhood in each channel (the rim
+    of the thumbnail not counted)."""
+    import cv2  # as in _component_regions: opencv only once a photo is read for items
+
+    h, w, _ = pixels.shape
+    if h < 3 or w < 3:
+        return 0.0
+    kernel = np.ones((3, 3), np.uint8)
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    above = cv2.subtract(cv2.dilate(pixels, kernel), pixels)  # to the neighbourhood's brightest, per channel
+    below = cv2.subtract(pixels, cv2.erode(pixels, kernel))
+    flat = (cv2.max(above, below).max(axis=2) <= DRAWING_TOLERANCE)[1:-1, 1:-1]
+    counted = ~(pixels[1:-1, 1:-1] >= STUDIO_WHITE).all(axis=2)  # a studio shot's white is flat, and no drawing
+    return float((flat & counted).sum() / counted.sum()) if counted.any() else 0.0
+
+
+def is_drawing(pixels: np.ndarray) -> bool:
+    """Whether ``item_pixels`` of a photo are a drawing in flat colours (DRAWING_FLAT_SHARE)."""
+    return flat_share(pixels) >= DRAWING_FLAT_SHARE
+
+
+def flat_lay_foreground(pixels: np.ndarray) -> tuple[np.ndarray, str]:
+    """The garment pixels of ``item_pixels`` (bool) and what found them: "segmenter", or
+    "colour rule" (no segmenter, or a drawing)."""
+    learned = segmenter_active()
+    if learned is None or is_drawing(pixels):
+        return _colour_foreground(pixels), "colour rule"
+    return learned.foreground(pixels) > SEGMENTER_THRESHOLD, "segmenter"
+
+
 def _component_regions(image: Image.Image) -> list[GarmentRegion]:
     """Items laid flat: connected foreground components, largest first."""
     width, height = image.size
     pixels = item_pixels(image)
     h, w, _ = pixels.shape
-    learned = segmenter_active()
-    foreground = learned.foreground(pixels) > SEGMENTER_THRESHOLD if learned is not None else _colour_foreground(pixels)
+    foreground, _ = flat_lay_foreground(pixels)
     import cv2  # here, not at the top: opencv costs web processes ~0.3 s and 60 MB at start
 
     raw = foreground.astype(np.uint8)

@@ -1,17 +1,19 @@
 """Garment localisation on generated flat-lays (no person: the foreground components).
 
-Items lying flat are found by the learned segmenter (``visualsearch.segmenter``, shipped)
-or, where it is off, by the colour rule. A test that runs under ``locator`` holds for both;
-one under ``colour_rule`` pins how the fallback reads flat drawings: the segmenter learned
-garments from photos (folds, prints, shading), and a uniformly coloured rectangle larger than
-its receptive field comes out with holes. How well it finds real garments is measured on the
-shared data (tests/lab/evaluation/test_looks_segmenter.py, ``evaluate_looks``)."""
+Items lying flat are found by the learned segmenter (``visualsearch.segmenter``, shipped),
+except in drawings in flat colours, which the colour rule reads (``garments.is_drawing``: the
+segmenter learned garments from photos and punches holes in a flat fill wider than its
+receptive field); where the segmenter is off, the colour rule reads everything. Most photos
+here are such drawings, so a test under ``locator`` holds for the shipped locator and for the
+colour rule alone; the segmenter's own path is tested with a fixed mask on a grainy surface
+(``fake_segmenter``). How well it finds real garments is measured on the shared data
+(tests/lab/evaluation/test_looks_segmenter.py, ``evaluate_looks``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from visualsearch import garments, segmenter
 from visualsearch.garments import MIN_ITEM_AREA, MIN_MAIN_ITEM_AREA, iou, locate_garments, locate_worn_garments
@@ -33,10 +35,11 @@ def locator(request, monkeypatch):
     return request.param
 
 
-def sheet(size=(900, 1200), seed=0) -> Image.Image:
-    """A pale, slightly noisy bed sheet."""
+def sheet(size=(900, 1200), seed=0, grain=4.0) -> Image.Image:
+    """A pale, slightly noisy bed sheet (``grain``: the noise's spread in levels; at 4 it is
+    smooth at the locator's scale, like a drawing's background)."""
     rng = np.random.default_rng(seed)
-    pixels = np.clip(rng.normal(228, 4, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    pixels = np.clip(rng.normal(228, grain, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
     pixels[..., 2] = np.clip(pixels[..., 2].astype(int) - 10, 0, 255)  # a warm white
     return Image.fromarray(pixels)
 
@@ -84,7 +87,7 @@ def test_a_small_thing_is_an_item_beside_a_garment_but_not_alone(locator):
     assert locate_garments(alone) == []
 
 
-def test_a_garment_filling_the_photo_is_the_photo_even_with_a_small_thing_beside_it(colour_rule):
+def test_a_garment_filling_the_photo_is_the_photo_even_with_a_small_thing_beside_it(locator):
     """Its box covers more than FILLS_PHOTO of the photo: the photo is the item, whatever
     small thing lies in a gap of it (until 2026-12-06 only a lone item counted)."""
     photo = sheet(seed=8)
@@ -113,7 +116,7 @@ def test_crumbs_and_a_plain_sheet_are_not_items(locator):
     assert locate_worn_garments(photo) == []  # nobody in the photo
 
 
-def test_a_garment_touching_the_border_is_the_item_not_the_background(colour_rule):
+def test_a_garment_touching_the_border_is_the_item_not_the_background(locator):
     # A hoodie photographed close: its body runs off the left and right edges, so its navy
     # is a third of the border's colours; only its white print would stand out from that.
     photo = sheet(seed=4)
@@ -138,7 +141,7 @@ def test_an_item_in_the_middle_of_a_two_coloured_background_is_still_found(locat
     assert all(iou(r.box, (0, 700, 900, 1200)) < 0.5 for r in regions)  # the rug stays background
 
 
-def test_two_garments_lying_a_few_pixels_apart_are_two_items(colour_rule):
+def test_two_garments_lying_a_few_pixels_apart_are_two_items(locator):
     # 30 px apart in a 1,200-px photo: 4 px at the size items are found at, which the
     # gap closing bridges; their own pixels are apart, so they are two items, not one.
     photo = sheet(seed=4)
@@ -196,13 +199,20 @@ def fake_segmenter(monkeypatch, mask: np.ndarray):
     monkeypatch.setattr(garments, "segmenter_active", lambda: Fixed())
 
 
+def grainy(seed=0) -> Image.Image:
+    """A surface with a photo's grain: not a drawing, so the segmenter reads it."""
+    photo = sheet(seed=seed, grain=24.0)
+    assert not garments.is_drawing(garments.item_pixels(photo))
+    return photo
+
+
 def test_the_segmenters_foreground_becomes_items_largest_first(monkeypatch):
     mask = np.zeros((160, 120), bool)  # a 900 x 1200 photo read at 120 x 160
     mask[10:80, 10:60] = True  # a top
     mask[90:150, 70:110] = True  # trousers beside it
     mask[100:103, 10:13] = True  # a crumb: under MIN_ITEM_AREA
     fake_segmenter(monkeypatch, mask)
-    regions = locate_garments(sheet())
+    regions = locate_garments(grainy())
     assert [r.kind for r in regions] == ["item", "item"]
     assert iou(regions[0].box, (75, 75, 450, 600)) >= 0.8 and iou(regions[1].box, (525, 675, 825, 1125)) >= 0.8
 
@@ -211,7 +221,62 @@ def test_a_garment_the_segmenter_finds_filling_the_photo_is_the_photo(monkeypatc
     mask = np.zeros((160, 120), bool)
     mask[3:157, 3:117] = True  # 91 % of the photo's area in its box
     fake_segmenter(monkeypatch, mask)
-    assert locate_garments(sheet()) == []
+    assert locate_garments(grainy()) == []
+
+
+def _jpeg(photo: Image.Image, quality: int = 85) -> Image.Image:
+    import io
+
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def _noisy(photo: Image.Image, spread: float, seed: int = 0) -> Image.Image:
+    pixels = np.asarray(photo, dtype=np.float32) + np.random.default_rng(seed).normal(0, spread, (photo.height, photo.width, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_a_pixel_is_flat_when_its_whole_neighbourhood_is_within_the_tolerance():
+    pixels = np.full((10, 10, 3), 100, np.uint8)  # 8 x 8 pixels counted: the rim is not
+    pixels[5, 5, 1] += garments.DRAWING_TOLERANCE
+    assert garments.flat_share(pixels) == 1.0
+    pixels[5, 5, 1] += 1  # now the 9 pixels around it see a step of more than the tolerance
+    assert garments.flat_share(pixels) == (64 - 9) / 64
+    assert garments.flat_share(np.full((10, 10, 3), 255, np.uint8)) == 0.0  # studio white only: nothing to judge
+
+
+@pytest.mark.parametrize("spread", [0.0, 4.0])
+def test_a_drawing_is_read_by_the_colour_rule_even_noisy_and_compressed(monkeypatch, spread):
+    """A segmenter answering nothing is not asked: the drawing's garments come from the colour rule."""
+    fake_segmenter(monkeypatch, np.zeros((160, 120), bool))
+    photo = sheet(seed=4)
+    draw = ImageDraw.Draw(photo)
+    top, trousers = (80, 150, 420, 600), (450, 150, 800, 1000)
+    draw.rectangle(top, fill=(40, 60, 150))
+    draw.rectangle(trousers, fill=(60, 50, 40))
+    photo = _jpeg(_noisy(photo, spread))
+    pixels = garments.item_pixels(photo)
+    assert garments.flat_lay_foreground(pixels)[1] == "colour rule"
+    regions = locate_garments(photo)
+    for truth in (top, trousers):
+        assert max(iou(r.box, truth) for r in regions) >= 0.5, (truth, regions)
+
+
+def test_a_photo_goes_to_the_segmenter_and_studio_white_makes_no_drawing(monkeypatch):
+    mask = np.zeros((160, 120), bool)
+    mask[40:120, 27:80] = True
+    fake_segmenter(monkeypatch, mask)
+    assert garments.flat_lay_foreground(garments.item_pixels(grainy()))[1] == "segmenter"
+    # A studio shot: a patterned garment on pure white. The white is flat but is no drawing's fill.
+    studio = Image.new("RGB", (900, 1200), (255, 255, 255))
+    pattern = np.random.default_rng(3).integers(0, 255, (600, 400, 3), dtype=np.uint8)
+    studio.paste(Image.fromarray(pattern).filter(ImageFilter.GaussianBlur(2)), (250, 300))
+    assert garments.flat_share(garments.item_pixels(studio)) < garments.DRAWING_FLAT_SHARE
+    assert garments.flat_lay_foreground(garments.item_pixels(studio))[1] == "segmenter"
+    # The same garment in one flat colour on that white is a drawing.
+    ImageDraw.Draw(studio).rectangle((250, 300, 650, 900), fill=(200, 30, 30))
+    assert garments.flat_lay_foreground(garments.item_pixels(studio))[1] == "colour rule"
 
 
 @pytest.mark.django_db
@@ -241,7 +306,7 @@ def test_the_kept_search_embeds_what_the_segmenter_found(monkeypatch):
     mask = np.zeros((160, 120), bool)
     mask[40:120, 27:80] = True
     fake_segmenter(monkeypatch, mask)
-    photo = sheet(seed=6)
+    photo = grainy(seed=6)
     search = looks.look_create(photo=photo)
     item = search.items[1]
     assert item["kind"] == "item"
