@@ -17,6 +17,11 @@ Plus single-garment consumer photos (held-out contributors): category P@10 with 
 automatic region against the whole photo (it must not get worse), and the CPU latency of
 localisation plus embedding every region for a 1,200-px photo.
 
+And **drawings**: garments drawn in flat colours (pieces side by side, a band running off
+both sides, one garment filling the photo), with noise of ``DRAWING_NOISE`` levels and JPEG
+85: does the locator read them as drawn (``garments.is_drawing`` sends them to the colour
+rule), and how many of the run's real photos does it take for drawings (none should be).
+
 ``validation=True`` (``--validation``) measures the same on the training side, where the
 locator's settings are chosen before the hold-out is looked at: a sample of the training
 products as the gallery (pasted into the composites), the training side's consumer photos as
@@ -28,6 +33,7 @@ against the hold-out. The docs' validation runs use ``--seed 7``.
 
 from __future__ import annotations
 
+import io
 import random
 import time
 from collections import defaultdict
@@ -44,7 +50,7 @@ from lab.evaluation.quality import holdout_split
 from lab.metrics import percentiles
 from lab.reports import json_write, machine_info, md_table, text_table
 from visualsearch.embedding import load_embedder
-from visualsearch.garments import GarmentRegion, iou, locate_garments, search_box
+from visualsearch.garments import GarmentRegion, iou, is_drawing, item_pixels, locate_garments, search_box
 from visualsearch.photos import search_settings
 from visualsearch.segmenter import segmenter_active
 
@@ -57,6 +63,9 @@ COMPOSITE_SUBS = ("Topwear", "Bottomwear", "Shoes", "Bags", "Dress", "Headwear",
 CANVAS = (900, 1200)  # portrait, like a phone photo
 WHITE = 232
 IOU_HIT = 0.5
+# Drawings: noise added (spread in levels) before JPEG 85, and how many drawings per level.
+DRAWING_NOISE = (0, 4, 8)
+DRAWINGS_PER_NOISE = 30
 # Training-side products in the validation run's gallery: as many as a hold-out gallery holds.
 VALIDATION_GALLERY = 2000
 
@@ -77,6 +86,7 @@ class LooksOptions:
     people: int = 300
     consumer: int = 300
     latency_photos: int = 40
+    drawings: int = DRAWINGS_PER_NOISE  # per noise level
     seed: int = 0
     out_dir: Path = Path("reports")
     command: str | None = None
@@ -213,6 +223,75 @@ def _recalls(ranks: list[int]) -> dict:
     return {"r1": float(np.mean(ranks_ < 1)), "r10": float(np.mean(ranks_ < 10)), "n": len(ranks)}
 
 
+def _drawn_colour(rng: random.Random, background: tuple[int, int, int]) -> tuple[int, int, int]:
+    while True:
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        if max(abs(a - b) for a, b in zip(colour, background, strict=True)) >= 60:
+            return colour
+
+
+def drawing_build(rng: random.Random, noise: float) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """A flat-lay drawn in flat colours on a plain sheet or on white, with ``noise`` and JPEG 85,
+    and its garments' boxes; no box when one garment fills the photo (the photo is the item).
+    A third each: 1-3 rectangles or ellipses at least 24 px apart, a band running off both
+    sides (sometimes with a print), one garment filling 88-96 % of each side."""
+    w, h = CANVAS
+    background = (255, 255, 255) if rng.random() < 0.3 else tuple(rng.randint(200, 240) for _ in range(3))
+    pixels = np.empty((h, w, 3), np.float32)
+    pixels[:] = background
+    image = Image.fromarray(pixels.astype(np.uint8))
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(image)
+    layout = rng.choice(("pieces", "band", "filling"))
+    boxes: list[tuple[int, int, int, int]] = []
+    if layout == "filling":
+        mx, my = int(w * rng.uniform(0.02, 0.06)), int(h * rng.uniform(0.02, 0.06))
+        draw.rectangle((mx, my, w - mx, h - my), fill=_drawn_colour(rng, background))
+    elif layout == "band":
+        top = int(h * rng.uniform(0.2, 0.35))
+        box = (0, top, w, top + int(h * rng.uniform(0.4, 0.55)))
+        draw.rectangle(box, fill=_drawn_colour(rng, background))
+        if rng.random() < 0.5:  # a print on it: part of the garment
+            x, y = int(w * rng.uniform(0.35, 0.5)), box[1] + int((box[3] - box[1]) * rng.uniform(0.25, 0.5))
+            draw.rectangle((x, y, x + w // 7, y + h // 16), fill=_drawn_colour(rng, background))
+        boxes.append(box)
+    else:
+        for _ in range(rng.randint(1, 3)):
+            for _attempt in range(50):
+                bw, bh = int(w * rng.uniform(0.2, 0.45)), int(h * rng.uniform(0.15, 0.4))
+                x, y = rng.randint(0, w - bw), rng.randint(0, h - bh)
+                box = (x, y, x + bw, y + bh)
+                if all(box[0] >= b[2] + 24 or b[0] >= box[2] + 24 or box[1] >= b[3] + 24 or b[1] >= box[3] + 24 for b in boxes):
+                    (draw.rectangle if rng.random() < 0.6 else draw.ellipse)(box, fill=_drawn_colour(rng, background))
+                    boxes.append(box)
+                    break
+    pixels = np.asarray(image, np.float32)
+    if layout != "filling" or background != (255, 255, 255):
+        pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, 3.0, pixels.shape)  # a sheet's grain
+    if noise:
+        pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, noise, pixels.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=85)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), boxes
+
+
+def drawings_measure(seed: int, per_noise: int = DRAWINGS_PER_NOISE) -> dict:
+    """Per noise level: the share of drawings taken for drawings, and read as drawn (each
+    garment a region at IoU >= IOU_HIT and no other region; no region when one fills the photo)."""
+    out = {}
+    for noise in DRAWING_NOISE:
+        rng = random.Random(f"{seed}:drawings:{noise}")
+        taken = right = 0
+        for _ in range(per_noise):
+            image, boxes = drawing_build(rng, noise)
+            taken += is_drawing(item_pixels(image))
+            regions = locate_garments(image)
+            right += len(regions) == len(boxes) and all(_best_region(regions, box)[1] >= IOU_HIT for box in boxes)
+        out[str(noise)] = {"drawings": per_noise, "taken_for_drawings": taken / per_noise, "read_as_drawn": right / per_noise}
+    return out
+
+
 def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
     split = holdout_split(options.holdout_model)
@@ -249,8 +328,10 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     ranks = {"auto": [], "true_box": [], "whole": []}
     queries: dict[str, list[np.ndarray]] = {name: [] for name in ranks}  # for the ranking as served, below
     targets: list[int] = []
+    taken_for_drawings = {"composites": 0, "single_garment": 0}
     for comp in comps:
         regions = locate_garments(comp.image)
+        taken_for_drawings["composites"] += is_drawing(item_pixels(comp.image))
         predicted += len(regions)
         matched = set()
         for box, kind, pid in zip(comp.boxes, comp.kinds, comp.product_ids, strict=True):
@@ -312,12 +393,19 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
     for photo in sample:
         image = Image.open(photo.path).convert("RGB")
         regions = locate_garments(image)
+        taken_for_drawings["single_garment"] += is_drawing(item_pixels(image))
         crops = [image, image.crop(_search_crop(regions[0], image)) if regions else image]
         for name, vector in zip(("whole", "auto"), embedder.embed(crops), strict=True):
             top = np.argsort(-(gallery_vectors @ vector))[:10]
             p10[name].append(float(np.isin(types[top], mapping.article_types[photo.label]).mean()))
     result["single_garment"] = {"photos": len(sample), "p10_whole": float(np.mean(p10["whole"])), "p10_auto": float(np.mean(p10["auto"]))}
     log(f"single-garment consumer photos: {result['single_garment']}")
+
+    # Drawings in flat colours: read as drawn? And no real photo of this run taken for one.
+    result["drawings"] = {"by_noise": drawings_measure(options.seed, options.drawings),
+                          "real_photos_taken_for_drawings": {"composites": [taken_for_drawings["composites"], len(comps)],
+                                                             "single_garment": [taken_for_drawings["single_garment"], len(sample)]}}
+    log(f"drawings: {result['drawings']}")
 
     # Latency on a 1,200-px photo: localisation + embedding every region (and the whole photo).
     times_locate, times_total = [], []
@@ -352,6 +440,13 @@ def looks_rows(result: dict) -> list[tuple[list[str], list[list[str]]]]:
     s = result["single_garment"]
     tables.append((["single-garment consumer photos", "category P@10"],
                    [["whole photo", f"{s['p10_whole']:.3f}"], ["automatic region", f"{s['p10_auto']:.3f}"]]))
+    if "drawings" in result:
+        d = result["drawings"]
+        taken = d["real_photos_taken_for_drawings"]
+        tables.append((["drawings in flat colours, JPEG 85", "drawings", "taken for drawings", "read as drawn"],
+                       [[f"noise sd {noise}", str(v["drawings"]), f"{v['taken_for_drawings']:.3f}", f"{v['read_as_drawn']:.3f}"]
+                        for noise, v in d["by_noise"].items()]
+                       + [[f"real photos: {name.replace('_', '-')}", str(n), str(k), ""] for name, (k, n) in taken.items()]))
     lat = result["latency_ms"]
     tables.append((["CPU latency, 1,200-px photo", "p50 ms", "p95 ms"],
                    [["localisation", f"{lat['locate']['p50']:.0f}", f"{lat['locate']['p95']:.0f}"],

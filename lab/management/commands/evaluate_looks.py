@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lab import datasets
 from lab.cli import command_line, reports_dir
-from lab.evaluation.looks import LooksOptions, looks_run, looks_text
+from lab.evaluation.looks import DRAWINGS_PER_NOISE, LooksOptions, looks_run, looks_text
 from lab.evaluation.matching import validation_consumer_of
 from visualsearch.embedding import available_models
 
@@ -44,6 +44,7 @@ class Command(BaseCommand):
         options = LooksOptions(
             model=model, holdout_model=opts["holdout"], composites=40 if quick else opts["composites"],
             people=60 if quick else 300, consumer=60 if quick else 300, latency_photos=20 if quick else 40,
+            drawings=10 if quick else DRAWINGS_PER_NOISE,
             seed=opts["seed"], out_dir=reports_dir(opts["out"]), command=command_line("evaluate_looks"),
             validation=opts["validation"],
         )

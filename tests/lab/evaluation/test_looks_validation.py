@@ -32,7 +32,7 @@ def test_the_validation_side_never_uses_the_hold_out(tmp_path, monkeypatch):
     monkeypatch.setattr(looks.Image, "open", recording_open)
     options = looks.LooksOptions(
         model=DEFAULT_MODEL, holdout_model=DEFAULT_MODEL, composites=3, people=2, consumer=8, latency_photos=1,
-        seed=7, out_dir=tmp_path, validation=True, validation_gallery=120,
+        drawings=2, seed=7, out_dir=tmp_path, validation=True, validation_gallery=120,
     )
     result = looks.looks_run(options, log=lambda *_: None)
 
@@ -52,6 +52,11 @@ def test_the_validation_side_never_uses_the_hold_out(tmp_path, monkeypatch):
     assert 0 < singles <= 8 and sum(held_back(p) for p in photos_opened) >= singles
     assert sum(v["n"] for v in result["composites"]["recall_by_kind"].values()) >= 6  # 2-4 garments per composite
     assert (tmp_path / "looks.md").read_text().startswith("# Shop the look on the validation side of")
+    # No real photo of the run is taken for a drawing; the drawings are counted per noise level.
+    taken = result["drawings"]["real_photos_taken_for_drawings"]
+    assert taken == {"composites": [0, 3], "single_garment": [0, singles]}
+    assert {v["drawings"] for v in result["drawings"]["by_noise"].values()} == {2}
+    assert "drawings in flat colours" in (tmp_path / "looks.md").read_text()
 
 
 def test_a_model_without_a_recorded_split_has_no_validation_side():
