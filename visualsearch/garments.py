@@ -133,20 +133,20 @@ class GarmentRegion:
     kind: str  # "top", "bottom", "full_body", "shoes", "headwear" or "item"
     box: tuple[int, int, int, int]  # left, upper, right, lower in pixels of the (upright) photo
     score: float  # how sure the locator is, 0..1
+    # The share of the box's size added on each side when the region is searched
+    # (``search_box``): ITEM_CONTEXT for an item the colour rule found, ITEM_CONTEXT_LEARNED for
+    # one the segmenter found; a worn garment's region is searched as it is.
+    context: float = 0.0
 
     @property
     def area(self) -> int:
         return max(0, self.box[2] - self.box[0]) * max(0, self.box[3] - self.box[1])
 
 
-def search_box(kind: str, box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
-    """The part of the photo to embed for a region: an item the colour rule found lying flat
-    is searched with ITEM_CONTEXT more of its surroundings on each side (its box stays tight,
-    for drawing and for the garment's colour), one the learned segmenter found with
-    ITEM_CONTEXT_LEARNED; a region from the pose as it is."""
-    if kind != "item":
-        return box
-    context = ITEM_CONTEXT_LEARNED if segmenter_active() is not None else ITEM_CONTEXT
+def search_box(box: tuple[int, int, int, int], width: int, height: int, context: float) -> tuple[int, int, int, int]:
+    """The part of the photo to embed for a region: its box with ``context`` (a share of the
+    box's size, ``GarmentRegion.context``) more of its surroundings on each side, within the
+    photo. The region's own box stays tight, for drawing it and for the garment's colour."""
     left, upper, right, lower = box
     dx, dy = context * (right - left), context * (lower - upper)
     return (max(0, int(left - dx)), max(0, int(upper - dy)), min(width, int(right + dx)), min(height, int(lower + dy)))
@@ -374,7 +374,8 @@ def _component_regions(image: Image.Image) -> list[GarmentRegion]:
     width, height = image.size
     pixels = item_pixels(image)
     h, w, _ = pixels.shape
-    foreground, _ = flat_lay_foreground(pixels)
+    foreground, found_by = flat_lay_foreground(pixels)
+    context = ITEM_CONTEXT_LEARNED if found_by == "segmenter" else ITEM_CONTEXT
     import cv2  # here, not at the top: opencv costs web processes ~0.3 s and 60 MB at start
 
     raw = foreground.astype(np.uint8)
@@ -393,7 +394,7 @@ def _component_regions(image: Image.Image) -> list[GarmentRegion]:
         margin_x, margin_y = 0.04 * bw, 0.04 * bh
         box = (max(0, int((x - margin_x) * sx)), max(0, int((y - margin_y) * sy)),
                min(width, int((x + bw + margin_x) * sx)), min(height, int((y + bh + margin_y) * sy)))
-        regions.append(GarmentRegion("item", box, round(float(min(1.0, area / (0.5 * h * w))), 3)))
+        regions.append(GarmentRegion("item", box, round(float(min(1.0, area / (0.5 * h * w))), 3), context))
     regions.sort(key=lambda r: -r.area)
     return regions[:MAX_ITEMS]
 

@@ -48,6 +48,7 @@ class LookItem:
     colour: ColourProfile | None
     categories: list[dict]  # [{"slug", "name", "probability"}], most likely first
     threshold: float
+    context: float = 0.0  # searched with this share of the box's size around it (garments.search_box)
 
     @property
     def label(self) -> str:
@@ -80,10 +81,11 @@ def _decision_json(vector: np.ndarray, model_name: str) -> tuple[list[dict], flo
     return [{"slug": g.category.slug, "name": g.category.name, "probability": round(g.probability, 4)} for g in decision.guesses], decision.threshold
 
 
-def _item_json(kind: str, box, score: float, vector: np.ndarray, colour: ColourProfile | None, model_name: str) -> dict:
+def _item_json(kind: str, box, score: float, vector: np.ndarray, colour: ColourProfile | None, model_name: str,
+               context: float = 0.0) -> dict:
     categories, threshold = _decision_json(vector, model_name)
     return {
-        "kind": kind, "box": [int(v) for v in box], "score": round(float(score), 3),
+        "kind": kind, "box": [int(v) for v in box], "score": round(float(score), 3), "context": context,
         "vector": [round(float(v), 6) for v in vector],
         "colour": [round(float(v), 5) for v in colour.shares] if colour is not None else None,
         "categories": categories, "threshold": threshold,
@@ -104,11 +106,11 @@ def look_create(*, photo: Image.Image, locate: bool = True) -> PhotoSearch:
     model_name = active_model_name()
     kept, data = _stored(photo)
     regions = locate_garments(kept) if locate else []
-    crops = [kept] + [kept.crop(search_box(r.kind, r.box, kept.width, kept.height)) for r in regions]
+    crops = [kept] + [kept.crop(search_box(r.box, kept.width, kept.height, r.context)) for r in regions]
     vectors = load_embedder(model_name).embed(crops)
     items = [_item_json(WHOLE, (0, 0, kept.width, kept.height), 1.0, vectors[0], garment_profile(kept), model_name)]
     items += [
-        _item_json(r.kind, r.box, r.score, vector, garment_profile(kept, r.box), model_name)
+        _item_json(r.kind, r.box, r.score, vector, garment_profile(kept, r.box), model_name, r.context)
         for r, vector in zip(regions, vectors[1:], strict=True)
     ]
     # The garment the shopper most likely came for goes first after the whole photo.
@@ -137,6 +139,7 @@ def look_items(search: PhotoSearch) -> list[LookItem]:
             vector=np.asarray(item["vector"], dtype=np.float32),
             colour=ColourProfile(np.asarray(item["colour"], dtype=np.float64)) if item.get("colour") else None,
             categories=item.get("categories", []), threshold=item.get("threshold", 1.0),
+            context=item.get("context", 0.0),  # searches kept before 2026-12-07 said nothing: as found
         )
         for n, item in enumerate(search.items)
     ]
@@ -181,15 +184,15 @@ def look_results(
             crop = box.clamp_to(image.width, image.height)
             if crop is None:
                 raise BadBox(f"The box must overlap the photo ({image.width}x{image.height} pixels).")
-            chosen_kind, chosen_box, score = "box", crop, 1.0
+            chosen_kind, chosen_box, score, context = "box", crop, 1.0, 0.0  # the shopper's box, as drawn
         else:
             chosen = items[look_default_item(search) if item is None else item]
-            chosen_kind, chosen_box, score = chosen.kind, chosen.box, chosen.score
-        vector = load_embedder(model_name).embed([image.crop(search_box(chosen_kind, chosen_box, image.width, image.height))])[0]
+            chosen_kind, chosen_box, score, context = chosen.kind, chosen.box, chosen.score, chosen.context
+        vector = load_embedder(model_name).embed([image.crop(search_box(chosen_box, image.width, image.height, context))])[0]
         colour = garment_profile(image, chosen_box)
         categories, threshold = _decision_json(vector, model_name)
         target = LookItem(index=-1 if box is not None else (item or 0), kind=chosen_kind, box=tuple(chosen_box), score=score,
-                          vector=vector, colour=colour, categories=categories, threshold=threshold)
+                          vector=vector, colour=colour, categories=categories, threshold=threshold, context=context)
     else:
         target = items[look_default_item(search) if item is None else item]
     outcome = photo_search(

@@ -193,7 +193,7 @@ def composites_build(options: LooksOptions, gallery: list[datasets.CatalogItem],
 
 def _search_crop(region: GarmentRegion, image: Image.Image) -> tuple[int, int, int, int]:
     """What the app embeds for a region (``visualsearch.garments.search_box``)."""
-    return search_box(region.kind, region.box, image.width, image.height)
+    return search_box(region.box, image.width, image.height, region.context)
 
 
 def _best_region(regions: list[GarmentRegion], box) -> tuple[GarmentRegion | None, float]:

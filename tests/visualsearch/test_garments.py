@@ -168,21 +168,29 @@ def test_a_garment_cut_by_a_seam_of_the_sheets_colour_stays_one_item(locator):
     assert iou(regions[0].box, (200, 200, 700, 850)) >= 0.8
 
 
-def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings(colour_rule):
+def test_an_item_lying_flat_is_searched_with_a_margin_of_its_surroundings(locator):
     from visualsearch.garments import ITEM_CONTEXT, search_box
 
-    box = (100, 200, 300, 600)  # 200 x 400
-    grown = search_box("item", box, 900, 1200)
+    photo = sheet(seed=6)  # a drawing: the colour rule finds its item under either locator
+    ImageDraw.Draw(photo).rectangle((100, 200, 300, 600), fill=(40, 60, 150))  # 200 x 400
+    (region,) = locate_garments(photo)
+    assert region.context == ITEM_CONTEXT and iou(region.box, (100, 200, 300, 600)) >= 0.7  # its drawn box has a margin of its own
+    box = (100, 200, 300, 600)
+    grown = search_box(box, 900, 1200, region.context)
     assert grown == (100 - int(200 * ITEM_CONTEXT), 200 - int(400 * ITEM_CONTEXT), 300 + int(200 * ITEM_CONTEXT), 600 + int(400 * ITEM_CONTEXT))
-    assert search_box("item", (0, 0, 900, 1200), 900, 1200) == (0, 0, 900, 1200)  # never off the photo
-    assert search_box("top", box, 900, 1200) == box  # a worn garment's region is searched as it is
+    assert search_box((0, 0, 900, 1200), 900, 1200, ITEM_CONTEXT) == (0, 0, 900, 1200)  # never off the photo
+    assert search_box(box, 900, 1200, 0.0) == box  # a worn garment's region (context 0) is searched as it is
 
 
-def test_an_item_the_segmenter_found_is_searched_as_found():
+def test_an_item_the_segmenter_found_is_searched_as_found(monkeypatch):
     from visualsearch.garments import ITEM_CONTEXT_LEARNED, search_box
 
-    assert ITEM_CONTEXT_LEARNED == 0.0 and segmenter.segmenter_active() is not None
-    assert search_box("item", (100, 200, 300, 600), 900, 1200) == (100, 200, 300, 600)
+    mask = np.zeros((160, 120), bool)
+    mask[40:120, 27:80] = True
+    fake_segmenter(monkeypatch, mask)
+    (region,) = locate_garments(grainy())
+    assert region.context == ITEM_CONTEXT_LEARNED == 0.0
+    assert search_box(region.box, 900, 1200, region.context) == region.box
 
 
 def fake_segmenter(monkeypatch, mask: np.ndarray):
@@ -280,7 +288,7 @@ def test_a_photo_goes_to_the_segmenter_and_studio_white_makes_no_drawing(monkeyp
 
 
 @pytest.mark.django_db
-def test_the_kept_search_embeds_each_item_with_its_margin(colour_rule):
+def test_the_kept_search_embeds_each_item_with_its_margin(locator):
     from visualsearch import looks
     from visualsearch.embedding import load_embedder
     from visualsearch.garments import search_box
@@ -292,7 +300,8 @@ def test_the_kept_search_embeds_each_item_with_its_margin(colour_rule):
     assert item["kind"] == "item" and (search.width, search.height) == photo.size
     box = tuple(item["box"])
     embedder = load_embedder(search.model_name)
-    grown, tight = embedder.embed([photo.crop(search_box("item", box, *photo.size)), photo.crop(box)])
+    assert item["context"] == garments.ITEM_CONTEXT  # a drawing: the colour rule's item, with its margin
+    grown, tight = embedder.embed([photo.crop(search_box(box, *photo.size, item["context"])), photo.crop(box)])
     vector = np.asarray(item["vector"])
     np.testing.assert_allclose(vector, grown, atol=2e-5)
     assert not np.allclose(vector, tight, atol=2e-5)
@@ -311,7 +320,7 @@ def test_the_kept_search_embeds_what_the_segmenter_found(monkeypatch):
     item = search.items[1]
     assert item["kind"] == "item"
     box = tuple(item["box"])
-    assert iou(box, (202, 300, 600, 900)) >= 0.8
+    assert iou(box, (202, 300, 600, 900)) >= 0.8 and item["context"] == 0.0
     (found,) = load_embedder(search.model_name).embed([photo.crop(box)])
     np.testing.assert_allclose(np.asarray(item["vector"]), found, atol=2e-5)
 
