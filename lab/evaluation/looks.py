@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from lab import datasets
 from lab.evaluation.matching import served_scores, validation_consumer_of
@@ -231,17 +231,13 @@ def _drawn_colour(rng: random.Random, background: tuple[int, int, int]) -> tuple
 
 
 def drawing_build(rng: random.Random, noise: float) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
-    """A flat-lay drawn in flat colours on a plain sheet or on white, with ``noise`` and JPEG 85,
+    """A flat-lay drawn in flat colours on a plain sheet or on white, with noise of spread ``noise`` and JPEG 85,
     and its garments' boxes; no box when one garment fills the photo (the photo is the item).
     A third each: 1-3 rectangles or ellipses at least 24 px apart, a band running off both
     sides (sometimes with a print), one garment filling 88-96 % of each side."""
     w, h = CANVAS
     background = (255, 255, 255) if rng.random() < 0.3 else tuple(rng.randint(200, 240) for _ in range(3))
-    pixels = np.empty((h, w, 3), np.float32)
-    pixels[:] = background
-    image = Image.fromarray(pixels.astype(np.uint8))
-    from PIL import ImageDraw
-
+    image = Image.new("RGB", CANVAS, background)
     draw = ImageDraw.Draw(image)
     layout = rng.choice(("pieces", "band", "filling"))
     boxes: list[tuple[int, int, int, int]] = []
@@ -267,8 +263,6 @@ def drawing_build(rng: random.Random, noise: float) -> tuple[Image.Image, list[t
                     boxes.append(box)
                     break
     pixels = np.asarray(image, np.float32)
-    if layout != "filling" or background != (255, 255, 255):
-        pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, 3.0, pixels.shape)  # a sheet's grain
     if noise:
         pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, noise, pixels.shape)
     buffer = io.BytesIO()
