@@ -120,7 +120,7 @@ def consumer_view(image: Image.Image, seed: int, item_id: str) -> Image.Image:
     photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(p.blur))
     arr = np.asarray(photo, dtype=np.float32) + rng.normal(0, p.noise, (photo.height, photo.width, 3)).astype(np.float32)
     photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    return _jpeg(photo, p.quality)
+    return jpeg_roundtrip(photo, p.quality)
 
 
 # Edits of a photo that keep it the same garment (for the instance term of training and the
@@ -156,15 +156,16 @@ def photo_variant(image: Image.Image, seed: int, item_id: str) -> Image.Image:
     long_side = int(rng.integers(VARIANT_LONG_SIDE[0], VARIANT_LONG_SIDE[1] + 1))
     scale = long_side / max(photo.size)
     photo = photo.resize((max(8, int(photo.width * scale)), max(8, int(photo.height * scale))), Image.Resampling.BICUBIC)
-    return _jpeg(photo, int(rng.integers(VARIANT_QUALITY[0], VARIANT_QUALITY[1] + 1)))
+    return jpeg_roundtrip(photo, int(rng.integers(VARIANT_QUALITY[0], VARIANT_QUALITY[1] + 1)))
 
 
 def thumbnail_view(image: Image.Image) -> Image.Image:
     """The catalogue photo as a 60x80 JPEG thumbnail, like the catalogue's smallest copies."""
-    return _jpeg(image.convert("RGB").resize(THUMBNAIL_SIZE, Image.Resampling.BICUBIC), 75)
+    return jpeg_roundtrip(image.convert("RGB").resize(THUMBNAIL_SIZE, Image.Resampling.BICUBIC), 75)
 
 
-def _jpeg(photo: Image.Image, quality: int) -> Image.Image:
+def jpeg_roundtrip(photo: Image.Image, quality: int) -> Image.Image:
+    """``photo`` saved as a JPEG of ``quality`` and decoded again (loaded)."""
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)

@@ -27,7 +27,6 @@ Labelled pairs (read ``../shared/data/fashion_product_images/SOURCE.md``):
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import random
 import time
@@ -41,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from lab.datasets import csv_rows
+from lab.synthetic import jpeg_roundtrip
 from visualsearch.duplicates.detection import (
     DEFAULT_THRESHOLDS,
     HASH_BITS,
@@ -63,15 +63,6 @@ from visualsearch.embedding import load_embedder
 IMAGEDEDUP_CNN_09 = {"precision": 0.999, "recall": 0.384}
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    out = Image.open(buffer)
-    out.load()
-    return out
-
-
 def _crop(image: Image.Image, fraction: float) -> Image.Image:
     width, height = image.size
     dx, dy = int(width * fraction), int(height * fraction)
@@ -80,7 +71,7 @@ def _crop(image: Image.Image, fraction: float) -> Image.Image:
 
 # Edits a re-lister applies to someone else's photo. Name -> (function, meant to be caught).
 SYNTHETIC_EDITS: dict[str, tuple[Callable[[Image.Image], Image.Image], bool]] = {
-    "jpeg_q40": (lambda im: _jpeg(im, 40), True),
+    "jpeg_q40": (lambda im: jpeg_roundtrip(im.convert("RGB"), 40), True),
     "half_size": (lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR), True),
     "crop_4pct": (lambda im: _crop(im, 0.04), True),
     "brightness_+12pct": (lambda im: ImageEnhance.Brightness(im).enhance(1.12), True),

@@ -33,7 +33,6 @@ against the hold-out. The docs' validation runs use ``--seed 7``.
 
 from __future__ import annotations
 
-import io
 import random
 import time
 from collections import defaultdict
@@ -49,6 +48,7 @@ from lab.evaluation.matching import served_scores, validation_consumer_of
 from lab.evaluation.quality import holdout_split
 from lab.metrics import percentiles
 from lab.reports import json_write, machine_info, md_table, text_table
+from lab.synthetic import jpeg_roundtrip
 from visualsearch.embedding import load_embedder
 from visualsearch.garments import GarmentRegion, iou, is_drawing, item_pixels, locate_garments, search_box
 from visualsearch.photos import search_settings
@@ -265,9 +265,7 @@ def drawing_build(rng: random.Random, noise: float) -> tuple[Image.Image, list[t
     pixels = np.asarray(image, np.float32)
     if noise:
         pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, noise, pixels.shape)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=85)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), boxes
+    return jpeg_roundtrip(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), 85), boxes
 
 
 def drawings_measure(seed: int, per_noise: int = DRAWINGS_PER_NOISE) -> dict:

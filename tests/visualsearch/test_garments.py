@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from tests.visualsearch.embedding.helpers import jpeg_roundtrip
 from visualsearch import garments, segmenter
 from visualsearch.garments import MIN_ITEM_AREA, MIN_MAIN_ITEM_AREA, iou, locate_garments, locate_worn_garments
 from visualsearch.segmenter import ENV_SEGMENTER
@@ -232,14 +233,6 @@ def test_a_garment_the_segmenter_finds_filling_the_photo_is_the_photo(monkeypatc
     assert locate_garments(grainy()) == []
 
 
-def _jpeg(photo: Image.Image, quality: int = 85) -> Image.Image:
-    import io
-
-    buffer = io.BytesIO()
-    photo.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
 def _noisy(photo: Image.Image, spread: float, seed: int = 0) -> Image.Image:
     pixels = np.asarray(photo, dtype=np.float32) + np.random.default_rng(seed).normal(0, spread, (photo.height, photo.width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -263,7 +256,7 @@ def test_a_drawing_is_read_by_the_colour_rule_even_noisy_and_compressed(monkeypa
     top, trousers = (80, 150, 420, 600), (450, 150, 800, 1000)
     draw.rectangle(top, fill=(40, 60, 150))
     draw.rectangle(trousers, fill=(60, 50, 40))
-    photo = _jpeg(_noisy(photo, spread))
+    photo = jpeg_roundtrip(_noisy(photo, spread), quality=85)
     pixels = garments.item_pixels(photo)
     assert garments.flat_lay_foreground(pixels)[1] == "colour rule"
     regions = locate_garments(photo)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from PIL import Image
 
 from lab import datasets
-from lab.evaluation.looks import CANVAS, studio_cutout, surface_background
+from lab.evaluation.looks import CANVAS, scaled, studio_cutout, surface_background
 from lab.evaluation.quality import holdout_split
 from tests.factories import ProductFactory, ProductImageFactory
 from tests.visualsearch.test_views import result_slugs, search
@@ -52,8 +52,7 @@ def test_each_garment_of_a_real_flat_lay_finds_its_own_product(client, monkeypat
     canvas = surface_background(sorted(photos, key=lambda p: p.id)[0].path, random.Random(3))
     for item, (x, y) in ((top, (40, 60)), (shoe, (470, 700))):
         piece = studio_cutout(item.path)
-        scale = 0.8 * min(CANVAS[0] / 2 / piece.width, CANVAS[1] / 2 / piece.height)
-        piece = piece.resize((int(piece.width * scale), int(piece.height * scale)))
+        piece = scaled(piece, 0.8 * min(CANVAS[0] / 2 / piece.width, CANVAS[1] / 2 / piece.height))
         canvas.paste(piece, (x, y), piece)
     buffer = io.BytesIO()
     canvas.save(buffer, format="JPEG", quality=90)
