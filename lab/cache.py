@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,11 @@ from PIL import Image
 # Images decoded and encoded per step; each step commits to the cache, so an
 # interrupted run keeps its work.
 CHUNK = 64
+# Threads that decode (and make the synthetic views of) the next chunk while this one is
+# encoded. Two: a synthetic training view takes 25 ms to make on one thread and 15 ms a view
+# on two (PIL and numpy release the GIL), while ONNX Runtime encodes a view in 8.5 ms; the
+# loading is what the training cache waits for (docs/benchmarks.md, "Caching the training views").
+LOAD_THREADS = 2
 
 
 def source_fingerprint(*parts: str, paths: Sequence[Path] = ()) -> str:
@@ -86,7 +91,7 @@ def encode_cached(
 ) -> tuple[np.ndarray, int]:
     """Vectors for every key (rows in order) and how many had to be computed.
 
-    Missing ones are loaded (``loaders[i]()``, in a background thread one chunk ahead)
+    Missing ones are loaded (``loaders[i]()``, in ``LOAD_THREADS`` background threads one chunk ahead)
     and encoded in chunks of ``CHUNK``.
     """
     found = cache.get_many(keys) if cache else {}
@@ -99,19 +104,19 @@ def encode_cached(
         progress(len(keys) - len(missing))
     chunks = [missing[s : s + CHUNK] for s in range(0, len(missing), CHUNK)]
 
-    def load(rows: list[int]) -> list[Image.Image]:
-        images = []
-        for i in rows:
-            image = loaders[i]()
-            image.load()
-            images.append(image)
-        return images
+    def load_one(i: int) -> Image.Image:
+        image = loaders[i]()
+        image.load()
+        return image
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-loader") as pool:
-        pending = pool.submit(load, chunks[0]) if chunks else None
+    def load(rows: list[int]) -> list[Future]:
+        return [pool.submit(load_one, i) for i in rows]
+
+    with ThreadPoolExecutor(max_workers=LOAD_THREADS, thread_name_prefix="eval-loader") as pool:
+        pending = load(chunks[0]) if chunks else []
         for n, rows in enumerate(chunks):
-            images = pending.result()
-            pending = pool.submit(load, chunks[n + 1]) if n + 1 < len(chunks) else None
+            images = [future.result() for future in pending]
+            pending = load(chunks[n + 1]) if n + 1 < len(chunks) else []
             vectors = encode(images)
             for row, vector in zip(rows, vectors, strict=True):
                 out[row] = vector

