@@ -124,9 +124,10 @@ class TrunkEncoder:
     against it, as the serving embedder's graph is; ``onnx_backend``): 8.5 against 29.3 ms a
     view with torch on 2 cores (docs/benchmarks.md, "Caching the training views"). Its maps
     agree with torch's to a cosine of 0.9999998, so either fills the same cache. ``backend``
-    "torch" keeps torch; a graph that cannot be exported falls back to it.
+    is the embedding setting's unless given (``VISUALSEARCH_BACKEND``: "auto" = ONNX Runtime on
+    the CPU); "torch" keeps torch, and a graph that cannot be exported falls back to it.
     """
-    def __init__(self, backbone: str, device: str | None = None, tail_blocks: int = 0, backend: str = "auto") -> None:
+    def __init__(self, backbone: str, device: str | None = None, tail_blocks: int = 0, backend: str | None = None) -> None:
         import torch
         from torch import nn
 
@@ -152,10 +153,11 @@ class TrunkEncoder:
         digest.update(embedder.preprocess(_probe_image()).numpy().tobytes())
         self.fingerprint = digest.hexdigest()[:12]
         self.runner = None
+        settings = current_settings()
+        backend = backend or settings.backend
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         if backend != "torch" and self.device == "cpu":
-            settings = current_settings()
             try:
                 self.runner = onnx_runner_load(
                     nn.Sequential(self.trunk, nn.Flatten()), name=f"{backbone}-trunk{tail_blocks}",

@@ -169,19 +169,26 @@ def test_training_the_last_block_too_serves_what_it_trained(tiny_data, feature_c
     assert not torch.allclose(trained, imagenet)
 
     encoder = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1)
-    assert encoder.shape == (192, 7, 7) and encoder.backend == "onnx"
+    assert encoder.shape == (192, 7, 7) and encoder.backend == "torch"  # the suite's embedding setting
     images = [Image.open(p) for p in sorted((tiny_data[0] / "images").glob("*.jpg"))[:3]]
     from_cache = model_vectors("tiny-block", encoder, encoder.encode(images).astype(np.float16))
     np.testing.assert_allclose(from_cache, embedder.embed(images), atol=2e-3)
 
 
-def test_the_trunk_runs_in_onnx_runtime_with_torch_s_maps(tiny_data) -> None:
+def test_the_trunk_runs_in_onnx_runtime_with_torch_s_maps(tiny_data, tmp_path) -> None:
     from PIL import Image
 
     from lab.training import features as feats
+    from visualsearch.embedding import configure, current_settings
 
     images = [Image.open(p) for p in sorted((tiny_data[0] / "images").glob("*.jpg"))[:4]]
-    onnx = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1)
+    before = current_settings().onnx_cache_dir
+    configure(onnx_cache_dir=str(tmp_path))  # the exported trunk goes to a folder of the test's own
+    try:
+        onnx = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1, backend="auto")  # what "auto" is on a CPU
+    finally:
+        configure(onnx_cache_dir=str(before))
+    assert [p.name.startswith("efficientnet_lite0-trunk1-") for p in tmp_path.iterdir()] == [True]
     torch_ = feats.TrunkEncoder("efficientnet_lite0", tail_blocks=1, backend="torch")
     assert (onnx.backend, torch_.backend) == ("onnx", "torch")
     # Either fills one cache: same fingerprint, maps equal to a cosine of 0.9999 per view.
