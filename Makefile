@@ -94,8 +94,9 @@ check-index: migrate
 # (visualsearch/embedding/shipped/efficientnet_lite0-vitrine-v8, see its MODEL_CARD.md) under
 # another name: the head, the backbone's last MBConv block and last stage, bfloat16 autocast,
 # 10 epochs. First run: ~16 minutes caching the backbone maps of 52,512 views in
-# var/cache/train (ONNX Runtime), then ~3 minutes an epoch on 2 quiet cores (31 minutes in all
-# for v8). An interrupted run resumes. Then: manage.py models index $(MODEL_NAME), promote.
+# var/cache/train (ONNX Runtime), then ~3 minutes an epoch on 2 quiet cores (v8: 31 minutes of
+# training, 2 more for its category head). An interrupted run resumes. Then: manage.py models
+# index $(MODEL_NAME), promote.
 MODEL_NAME ?= efficientnet_lite0-vitrine-v8-repro
 TRAIN_ARGS ?= --train-last-stage --train-blocks 1 --precision bfloat16 --epochs 10 --threads 2
 train: migrate

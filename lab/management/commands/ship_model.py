@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -40,12 +41,14 @@ def _flat(report: dict) -> dict[str, float]:
 
 
 def weight_parts(state: dict) -> dict[str, dict]:
-    """File name -> part of ``state``: the trained MBConv blocks (``tail.blocks.*``, 1.2 MB in
-    float16 for Lite0's last one) in ``weights-blocks.pt`` beside the rest (1.5 MB), so that
-    each committed file stays under 2 MB; ``finetuned`` merges them on load."""
-    blocks = {k: v for k, v in state.items() if k.startswith("tail.blocks.")}
-    rest = {k: v for k, v in state.items() if k not in blocks}
-    return {WEIGHTS_FILE: rest, **({"weights-blocks.pt": blocks} if blocks else {})}
+    """File name -> part of ``state``: each trained MBConv block (``tail.blocks.<i>.*``, 1.2 MB
+    in float16 for Lite0's last one) in ``weights-block<i>.pt`` beside the rest (1.5 MB), so
+    that each committed file stays under 2 MB; ``finetuned`` merges them on load."""
+    parts: dict[str, dict] = {WEIGHTS_FILE: {}}
+    for key, value in state.items():
+        block = re.match(r"tail\.blocks\.(\d+)\.", key)
+        parts.setdefault(f"weights-block{block.group(1)}.pt" if block else WEIGHTS_FILE, {})[key] = value
+    return parts
 
 
 class Command(BaseCommand):
@@ -113,9 +116,9 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
 
     blocks = int(metadata.get("tail_blocks", 0))
     trained = f"its last {'MBConv block' if blocks == 1 else f'{blocks} MBConv blocks'} and last stage" if blocks else "its last stage"
-    blocks_option = f" --train-blocks {blocks}" if blocks else ""
+    train_options = f" --train-blocks {blocks}" if blocks else ""
     if recipe.get("precision", "float32") != "float32":
-        blocks_option += f" --precision {recipe['precision']}"
+        train_options += f" --precision {recipe['precision']}"
 
     def row(label: str, a: float, b: float) -> str:
         return f"| {label} | {b:.3f} | **{a:.3f}** |"
@@ -131,7 +134,7 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         "## Reproduce",
         "",
         "```bash",
-        f"make train MODEL_NAME={name}-repro            # manage.py train_embedder --name {name}-repro --train-last-stage{blocks_option} "
+        f"make train MODEL_NAME={name}-repro            # manage.py train_embedder --name {name}-repro --train-last-stage{train_options} "
         f"--epochs {recipe.get('epochs')} --threads 2",
         f"python manage.py evaluate_matching --holdout {name} --model {baseline} --model {name}",
         f"python manage.py ship_model --model {name}    # how this folder was written",

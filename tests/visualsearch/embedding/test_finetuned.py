@@ -137,8 +137,9 @@ def test_weights_split_in_parts_load_as_one(tmp_path: Path) -> None:
     metadata = {"format": CHECKPOINT_FORMAT, "backbone": "efficientnet_lite0", "dim": 64,
                 "head": {"in_dim": 1280, "hidden": 0, "out_dim": 64}, "train_last_stage": True, "tail_blocks": 1}
     parts = weight_parts(state)
-    assert set(parts) == {"weights.pt", "weights-blocks.pt"}
-    assert set(parts["weights-blocks.pt"]) == {k for k in state if k.startswith("tail.blocks.0.")}
+    assert set(parts) == {"weights.pt", "weights-block0.pt"}
+    assert set(parts["weights-block0.pt"]) == {k for k in state if k.startswith("tail.blocks.0.")}
+    assert not any(k.startswith("tail.blocks.") for k in parts["weights.pt"])
     for name, files in (("one-file", {"weights.pt": state}), ("two-files", parts)):
         (tmp_path / name).mkdir()
         for file, part in files.items():
@@ -151,7 +152,7 @@ def test_weights_split_in_parts_load_as_one(tmp_path: Path) -> None:
     assert two._model.trunk.net._blocks[15] is two._model.tail.blocks[0]
     np.testing.assert_array_equal(one.embed([picture(1)]), two.embed([picture(1)]))
     # A part missing from the folder is not silently an ImageNet block.
-    (tmp_path / "two-files" / "weights-blocks.pt").unlink()
+    (tmp_path / "two-files" / "weights-block0.pt").unlink()
     from visualsearch.embedding import clear_cache
 
     clear_cache()
