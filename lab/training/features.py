@@ -32,7 +32,8 @@ from lab import synthetic
 from lab.cache import VectorCache, encode_cached, file_key
 from visualsearch.embedding import current_settings, load_embedder
 from visualsearch.embedding.finetuned import split_backbone
-from visualsearch.embedding.onnx_backend import OnnxExportError, onnx_runner_load
+from visualsearch.embedding.config import validate_backend
+from visualsearch.embedding.onnx_backend import OnnxExportError, onnx_runner_load, runner_threads
 
 FEATURES_VERSION = 1
 # Kept separate from the evaluation seeds (which start at 0): view k of a training
@@ -136,7 +137,6 @@ class TrunkEncoder:
         self.backbone = backbone
         self.embedder = embedder
         self.device = device or embedder.device
-        self.tail_blocks = tail_blocks
         trunk, tail = split_backbone(backbone, embedder._model, tail_blocks)
         self.trunk = trunk.eval()
         self.tail = tail.eval()
@@ -154,15 +154,12 @@ class TrunkEncoder:
         self.fingerprint = digest.hexdigest()[:12]
         self.runner = None
         settings = current_settings()
-        backend = backend or settings.backend
-        if backend not in ("auto", "torch", "onnx"):
-            raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
+        backend = validate_backend(backend or settings.backend)
         if backend != "torch" and self.device == "cpu":
             try:
                 self.runner = onnx_runner_load(
                     nn.Sequential(self.trunk, nn.Flatten()), name=f"{backbone}-trunk{tail_blocks}",
-                    input_size=embedder.input_size, cache_dir=settings.onnx_cache_dir,
-                    threads=settings.onnx_threads or settings.num_threads or torch.get_num_threads(),
+                    input_size=embedder.input_size, cache_dir=settings.onnx_cache_dir, threads=runner_threads(settings),
                 )
             except OnnxExportError:
                 if backend == "onnx":

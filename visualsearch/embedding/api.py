@@ -112,15 +112,13 @@ def _onnx_runner(name: str, spec: BackboneSpec, model: nn.Module, settings: Embe
     """The ONNX Runtime runner for ``model``, or None (logged) when it cannot be had: the
     torch path is slower but computes the same vectors, so a failed export must not stop
     search or indexing."""
-    import torch
-
-    threads = settings.onnx_threads or settings.num_threads or torch.get_num_threads()
     try:
         # Here: onnxruntime loads only in processes that embed (like torch above).
-        from .onnx_backend import onnx_runner_load
+        from .onnx_backend import onnx_runner_load, runner_threads
 
         return onnx_runner_load(
-            model, name=name, input_size=spec.input_size, cache_dir=settings.onnx_cache_dir, threads=threads,
+            model, name=name, input_size=spec.input_size, cache_dir=settings.onnx_cache_dir,
+            threads=runner_threads(settings),
         )
     except Exception as exc:  # noqa: BLE001 - an export or runtime failure of any kind
         logger.warning("ONNX Runtime backend unavailable for %s (%s: %s); falling back to torch.",

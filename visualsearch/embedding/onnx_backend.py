@@ -28,11 +28,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .config import EmbeddingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,12 @@ def export_key(model: nn.Module, input_size: int) -> str:
         digest.update(f"\n{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
         digest.update(_tensor_bytes(tensor))
     return digest.hexdigest()
+
+
+def runner_threads(settings: EmbeddingSettings) -> int:
+    """ONNX Runtime's intra-op threads: ``VISUALSEARCH_ONNX_THREADS``, else the torch thread
+    setting, else torch's own count (one per physical core)."""
+    return settings.onnx_threads or settings.num_threads or torch.get_num_threads()
 
 
 def cache_path(cache_dir: Path, name: str, key: str) -> Path:
