@@ -23,6 +23,9 @@ SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR") or Path(__file__).resolve()
 CATALOG_DIR = SHARED_DATA / "fashion_product_images"
 CONSUMER_DIR = SHARED_DATA / "clothing_dataset_cc0"
 LABEL_MAPPING_PATH = Path(__file__).resolve().parent / "label_mapping_v1.json"
+# Pairs of catalogue ids looked at by eye and found to be one photograph, which the shared
+# data's own scan (catalog_duplicate_candidates.csv) missed: never negatives either.
+DUPLICATE_AUDIT_PATH = Path(__file__).resolve().parent / "duplicate_audit.csv"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,15 @@ class ConsumerPhoto:
 class LabelMapping:
     version: int
     article_types: dict[str, tuple[str, ...]]  # consumer label -> accepted catalogue articleTypes
+
+
+def same_photo_pairs(catalog_dir: Path) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
+    """Pairs of catalogue ids that show one photograph and so are never negatives of the
+    duplicate evaluations: (those listed in ``catalog_duplicate_candidates.csv``, those added
+    by ``duplicate_audit.csv``)."""
+    listed = {frozenset((row["id_a"], row["id_b"])) for row in csv_rows(catalog_dir / "catalog_duplicate_candidates.csv")}
+    audited = {frozenset((row["id_a"], row["id_b"])) for row in csv_rows(DUPLICATE_AUDIT_PATH)} - listed
+    return listed, audited
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:

@@ -15,7 +15,10 @@ Labelled pairs (read ``../shared/data/fashion_product_images/SOURCE.md``):
   type and colour whose image the CNN finds most similar; this is what the workers compare
   with (nearest neighbours), so it is the harder and more honest test;
 * pairs listed in ``catalog_duplicate_candidates.csv`` are never negatives: that scan
-  found them by pixel similarity and some are the same photo under two ids;
+  found them by pixel similarity and some are the same photo under two ids; nor are the
+  pairs of ``lab/duplicate_audit.csv``, the same photo under two ids that the scan missed
+  (one at another zoom), each looked at by eye; a pair that is both a random and a hardest
+  negative counts once;
 * exact copies: the 123 candidate pairs whose files are byte-identical are the positives
   for the sha256 rule, and every other pair (near copies included) is a negative;
 * optionally (``synthetic``), edited copies made here from the 225x300 photos: JPEG
@@ -39,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from lab.datasets import csv_rows
+from lab.datasets import csv_rows, same_photo_pairs
 from lab.synthetic import jpeg_roundtrip
 from visualsearch.duplicates.detection import (
     DEFAULT_THRESHOLDS,
@@ -259,7 +262,8 @@ def plan(config: EvalConfig) -> dict:
     labels = {row["id"]: row for row in csv_rows(data / "labels.csv")}
     duplicates = csv_rows(data / "duplicates.csv")
     candidates = csv_rows(data / "catalog_duplicate_candidates.csv")
-    listed = {frozenset((row["id_a"], row["id_b"])) for row in candidates}
+    listed, audited = same_photo_pairs(data)
+    listed = listed | audited
     positives = sorted(duplicates, key=lambda row: (row["id"], row["variant"]))
     if config.limit is not None and config.limit < len(positives):
         positives = sorted(rng.sample(positives, config.limit), key=lambda row: (row["id"], row["variant"]))
@@ -289,10 +293,38 @@ def plan(config: EvalConfig) -> dict:
         "pool": pool,
         "groups": groups,
         "listed": listed,
+        "audited": audited,
         "negatives": sorted(tuple(sorted(pair)) for pair in negatives),
         "candidates": candidates,
         "synthetic_sources": synthetic_sources,
     }
+
+
+def hardest_pairs(
+    groups: dict[tuple[str, str], list[str]],
+    vector: Callable[[str], np.ndarray],
+    *,
+    listed: set[frozenset[str]],
+    drawn: Iterable[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """The hardest negatives: for each product of a group (one article type and colour), the
+    other product whose vector is most similar, never a pair of ``listed`` (the same photo);
+    each pair once, and none already ``drawn`` as a random negative (one pair counts once)."""
+    hard: set[tuple[str, str]] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        vectors = np.stack([vector(m) for m in members])
+        similarity = vectors @ vectors.T
+        np.fill_diagonal(similarity, -np.inf)
+        for i, j in itertools.product(range(len(members)), range(len(members))):
+            if frozenset((members[i], members[j])) in listed:
+                similarity[i, j] = -np.inf
+        for i, row in enumerate(similarity):
+            j = int(np.argmax(row))
+            if np.isfinite(row[j]):
+                hard.add(tuple(sorted((members[i], members[j]))))
+    return sorted(hard - {tuple(sorted(pair)) for pair in drawn})
 
 
 def _exact_copies(data: Path, candidates: Sequence[dict], positives: Sequence[dict], negatives: Iterable[tuple[str, str]], labels) -> dict:
@@ -375,22 +407,8 @@ def evaluate(config: EvalConfig, *, on_plan: Callable[[int], None] | None = None
         "positives", [(row["image_a"], row["image_b"]) for row in p["positives"]], [row["variant"] for row in p["positives"]]
     )
     negatives_random = pairset("negatives_random", [(labels[a]["image"], labels[b]["image"]) for a, b in p["negatives"]])
-    # Hardest negatives: each pool image's most similar other product of its type and colour.
-    hard: set[tuple[str, str]] = set()
-    for members in p["groups"].values():
-        if len(members) < 2:
-            continue
-        vectors = np.stack([features[labels[m]["image"]][0] for m in members])
-        similarity = vectors @ vectors.T
-        np.fill_diagonal(similarity, -np.inf)
-        for i, j in itertools.product(range(len(members)), range(len(members))):
-            if frozenset((members[i], members[j])) in p["listed"]:
-                similarity[i, j] = -np.inf
-        for i, row in enumerate(similarity):
-            j = int(np.argmax(row))
-            if np.isfinite(row[j]):
-                hard.add(tuple(sorted((members[i], members[j]))))
-    negatives_hard = pairset("negatives_hard", [(labels[a]["image"], labels[b]["image"]) for a, b in sorted(hard)])
+    hard = hardest_pairs(p["groups"], lambda m: features[labels[m]["image"]][0], listed=p["listed"], drawn=p["negatives"])
+    negatives_hard = pairset("negatives_hard", [(labels[a]["image"], labels[b]["image"]) for a, b in hard])
     synthetic = {
         name: pairset(name, [(row["image_b"], f"{row['image_b']}#{name}") for row in p["synthetic_sources"]])
         for name in SYNTHETIC_EDITS
@@ -410,6 +428,8 @@ def evaluate(config: EvalConfig, *, on_plan: Callable[[int], None] | None = None
             "synthetic": config.synthetic,
             "seed": config.seed,
             "verify": config.verify,
+            # Same-photo pairs that lab/duplicate_audit.csv keeps out of the negatives.
+            "audited_pairs": sorted(sorted(pair) for pair in p["audited"]),
         },
         positives=positives,
         negatives_random=negatives_random,

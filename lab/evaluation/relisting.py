@@ -6,8 +6,8 @@ catalogue photos each get one re-listed copy with 2-4 edits composed at random
 original, the CNN's nearest *other* products in a pool of catalogue photos: the nearest of
 the same article type and colour, the nearest of the same article type in another colour
 (colourways and same-pose shots of other garments), and the nearest of any kind. Pairs
-listed in ``catalog_duplicate_candidates.csv`` (the same photo under two ids) are never
-negatives.
+listed in ``catalog_duplicate_candidates.csv`` or ``lab/duplicate_audit.csv`` (the same photo
+under two ids) are never negatives.
 
 Costs are CPU time of this process (``time.process_time``, OpenCV on one thread), so that a
 busy machine does not inflate them; wall time is what the run took.
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lab.datasets import csv_rows
+from lab.datasets import csv_rows, same_photo_pairs
 from lab.evaluation.duplicates import _Featuriser, _load_image
 from lab.relisting import EDIT_NAMES, relisted_copy
 from visualsearch.duplicates.detection import DEFAULT_THRESHOLDS, colour_distance, hash_distance
@@ -165,8 +165,9 @@ def evaluate_relisting(config: RelistingConfig, *, on_plan=None, on_progress=Non
     data = config.data_dir
     rng = random.Random(config.seed)
     labels = {row["id"]: row for row in csv_rows(data / "labels.csv")}
-    listed = {frozenset((row["id_a"], row["id_b"])) for row in csv_rows(data / "catalog_duplicate_candidates.csv")}
+    listed, audited = same_photo_pairs(data)
     twins = {i for pair in listed for i in pair}
+    listed = listed | audited  # never negatives (the originals are drawn as before)
     ids = sorted(i for i in labels if i not in twins)
     originals = rng.sample(ids, min(config.originals, len(ids)))
     rest = sorted(set(ids) - set(originals))

@@ -68,6 +68,9 @@ class Command(BaseCommand):
         out(f"Near copies at score >= {threshold}: precision {near['precision']:.4f}, recall {near['recall']:.4f} "
             f"({near['positives']} positive pairs; {near['negatives_random']} random + {near['negatives_hard']} hardest negative pairs; "
             f"{near['false_positives']} false positives, {near['false_negatives']} missed)")
+        if summary["config"]["audited_pairs"]:
+            out(f"  never negatives: {len(summary['config']['audited_pairs'])} pair(s) of lab/duplicate_audit.csv, "
+                f"one photograph under two ids that the shared data's scan missed: {summary['config']['audited_pairs']}")
         out(f"  precision against random negatives only {near['precision_vs_random_only']:.4f}, hardest only {near['precision_vs_hard_only']:.4f}")
         for variant, recall in near["recall_by_variant"].items():
             out(f"  recall on {variant}: {recall:.4f}")

@@ -175,7 +175,7 @@ def test_where_the_detail_agrees_fewer_matching_points_and_a_saturation_edit_sti
     reshoot = Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.12, colour_shift=10.0, detail=0.3)
     assert not t.passes(reshoot, cosine=0.8)  # the same numbers with the detail of another shot
     assert not t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.6), cosine=0.8)
-    assert t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.4), cosine=0.8)
+    assert t.passes(Verification(inliers=60, matches=200, area=0.2, mirrored=False, inlier_share=0.3, colour_shift=3.0, detail=0.4, agreement=0.9), cosine=0.8)
 
 
 def _tone(image: Image.Image, brightness: float, contrast: float, saturation: float) -> Image.Image:
@@ -280,7 +280,9 @@ def test_pictures_at_one_scale_and_angle_are_held_to_a_tighter_detail_limit():
     # unresized copy does; the copy differs only under what was written on it.
     t = DEFAULT_VERIFY_THRESHOLDS
     shifted = (1.0, 0.0, 4.0, 0.0, 1.0, -2.0)
-    series = Verification(inliers=150, matches=200, area=0.3, mirrored=False, inlier_share=0.3, colour_shift=1.0, detail=0.4, transform=shifted)
+    series = Verification(
+        inliers=150, matches=200, area=0.3, mirrored=False, inlier_share=0.3, colour_shift=1.0, detail=0.4, transform=shifted, agreement=0.9
+    )
     assert series.unmoved and not t.passes(series, cosine=0.9)
     assert t.passes(replace(series, detail=0.2), cosine=0.9)  # a copy with a sticker
     resized = replace(series, transform=(0.8, 0.0, 4.0, 0.0, 0.8, -2.0))
@@ -289,6 +291,35 @@ def test_pictures_at_one_scale_and_angle_are_held_to_a_tighter_detail_limit():
         assert not moved.unmoved and t.passes(moved, cosine=0.9)
     # A brightened copy matches most of its keypoints; its clipped highlights lose detail.
     assert t.passes(replace(series, inlier_share=0.8), cosine=0.9)
+
+
+def test_a_pair_whose_patches_disagree_must_keep_its_detail_and_change_little():
+    # Another shot in the same pose: matching points from the face, the belt, the
+    # silhouette; its patches agree less than a copy's, and either its fine detail or much
+    # of its content differs. A copy whose patches disagree (a thumbnail, a sticker) keeps both.
+    t = DEFAULT_VERIFY_THRESHOLDS
+    copy = Verification(inliers=80, matches=150, area=0.2, mirrored=False, inlier_share=0.25, colour_shift=2.0, detail=0.2, changed=0.15, agreement=0.7)
+    assert t.passes(copy, cosine=0.9)
+    assert not t.passes(replace(copy, detail=0.36), cosine=0.9)  # another shirt on the same model
+    assert not t.passes(replace(copy, changed=0.3), cosine=0.9)  # the same mannequin in other tights
+    # Patches that agree like a copy's keep the wider limits.
+    assert t.passes(replace(copy, detail=0.36, agreement=0.9), cosine=0.9)
+    assert t.passes(replace(copy, changed=0.3, agreement=0.9), cosine=0.9)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(21320, 21322), (14599, 20036)],
+    ids=["sunglasses in two colourways, one shot", "opaque and sheer tights on one mannequin"],
+)
+def test_same_pose_shots_of_other_products_are_not_copies(shared_catalog, first, second):
+    # Labelled negatives that the geometry alone passes (evaluate_duplicates --verify,
+    # 2026-12-07): enough points agree on one transform, the colours are close.
+    a, b = _catalogue_photo(shared_catalog, first), _catalogue_photo(shared_catalog, second)
+    result = verify(image_features(b, mirrored=True), image_features(a))
+    assert result.inliers >= DEFAULT_VERIFY_THRESHOLDS.min_inliers
+    assert result.agreement < DEFAULT_VERIFY_THRESHOLDS.reshoot_max_agreement
+    assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.9), result
 
 
 def test_a_studio_series_at_one_camera_set_up_is_not_a_copy(shared_catalog):
