@@ -33,7 +33,9 @@ catalogue photos):
   hold-out views' R@1 as served.
 
 ``--record`` writes the chosen colour weight, category weight and gate, and floor into each fine-tuned
-model's ``metadata.json`` ("search"), where serving reads them.
+model's ``metadata.json`` ("search"), where serving reads them: the models trained here (``var/models``)
+and the run's hold-out model; a shipped model that is only compared is left as committed
+(``ship_model`` writes the model it ships).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ from visualsearch.colour import ColourProfile, garment_profile, studio_profile
 from visualsearch.duplicates.detection import fingerprint
 from visualsearch.embedding import load_embedder
 from visualsearch.embedding import model_metadata
-from visualsearch.embedding.config import model_folder
+from visualsearch.embedding import config as embedding_config
+from visualsearch.embedding.config import FINETUNED_METADATA, is_finetuned, model_folder
 from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM
 
 COLOUR_WEIGHTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2)
@@ -527,8 +530,12 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
     for name in options.models:
         vectors = _encode(name, groups, options.cache_dir, log)
         result["models"][name] = model_report(name, sets, vectors, colour, mapping, log)
-        if options.record and model_folder(name) is not None:
-            _record(name, result["models"][name], options, log)
+        if options.record:
+            path = record_path(name, holdout_model=options.holdout_model)
+            if path is not None:
+                _record(name, path, result["models"][name], options, log)
+            elif is_finetuned(name):
+                log(f"  not recorded in {name}: a shipped model only compared here keeps its committed settings")
     result["seconds"] = round(time.perf_counter() - started, 1)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     json_write(options.out_dir / "matching.json", result)
@@ -536,8 +543,17 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
     return result
 
 
-def _record(name: str, report: dict, options: MatchingOptions, log) -> None:
-    path = model_folder(name) / "metadata.json"
+def record_path(name: str, *, holdout_model: str | None) -> Path | None:
+    """The ``metadata.json`` that ``--record`` writes for ``name``: a fine-tuned model's from the
+    models directory, or a shipped one's when it is the run's hold-out model; otherwise None."""
+    folder = model_folder(name)
+    if folder is None:
+        return None
+    shipped = folder.resolve().parent == embedding_config.SHIPPED_MODELS_DIR.resolve()
+    return folder / FINETUNED_METADATA if not shipped or name == holdout_model else None
+
+
+def _record(name: str, path: Path, report: dict, options: MatchingOptions, log) -> None:
     metadata = json.loads(path.read_text())
     metadata["search"] = {
         "colour_weight": report["colour"]["weight"],
