@@ -1,4 +1,4 @@
-"""Where ``evaluate_matching --record`` writes a model's chosen search settings."""
+"""Where ``evaluate_matching --record`` writes a model's chosen search settings, and what the evaluation's vector cache tells apart."""
 
 import json
 
@@ -28,3 +28,21 @@ def test_records_go_to_trained_models_and_to_a_shipped_one_only_as_the_holdout(t
     assert old.exists()
     # ImageNet backbones have nothing to record into.
     assert record_path("efficientnet_lite0", holdout_model="lite0-vitrine-new") is None
+
+
+def test_the_vector_cache_tells_a_float16_copy_from_its_float32_weights(models_dir):  # noqa: F811
+    # ship_model scores a model's float16 copy under the name its float32 weights had: the
+    # evaluation's cache must not hand back the float32 vectors for it.
+    import torch
+
+    from lab.evaluation.quality import encoder_for
+    from tests.visualsearch.embedding.test_finetuned import NAME, publish
+    from visualsearch.embedding import clear_cache
+
+    publish(models_dir)
+    full = encoder_for(NAME).fingerprint
+    assert encoder_for(NAME).fingerprint == full  # the same weights: the same cache
+    weights = models_dir / NAME / "weights.pt"
+    torch.save({k: v.half() for k, v in torch.load(weights, weights_only=True).items()}, weights)
+    clear_cache()
+    assert encoder_for(NAME).fingerprint != full
