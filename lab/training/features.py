@@ -32,7 +32,7 @@ from lab import synthetic
 from lab.cache import VectorCache, encode_cached, file_key
 from visualsearch.embedding import current_settings, load_embedder
 from visualsearch.embedding.finetuned import split_backbone
-from visualsearch.embedding.config import validate_backend
+from visualsearch.embedding.config import resolve_backend, validate_backend
 from visualsearch.embedding.onnx_backend import OnnxExportError, onnx_runner_load, runner_threads
 
 FEATURES_VERSION = 1
@@ -126,12 +126,13 @@ class TrunkEncoder:
     view with torch on 2 cores (docs/benchmarks.md, "Caching the training views"). Its maps
     agree with torch's to a cosine of 0.9999998, so either fills the same cache. ``backend``
     is the embedding setting's unless given (``VISUALSEARCH_BACKEND``: "auto" = ONNX Runtime on
-    the CPU); "torch" keeps torch, and a graph that cannot be exported falls back to it.
+    the CPU); "torch" keeps torch, and a graph that cannot be exported falls back to it. The
+    choice is ``resolve_backend``'s, as for the serving embedder: "onnx" with a CUDA device is
+    refused (ONNX Runtime runs on the CPU here), not silently trained on the CPU.
     """
     def __init__(self, backbone: str, device: str | None = None, tail_blocks: int = 0, backend: str | None = None) -> None:
         import torch
         from torch import nn
-
 
         embedder = load_embedder(backbone)
         self.backbone = backbone
@@ -154,15 +155,15 @@ class TrunkEncoder:
         self.fingerprint = digest.hexdigest()[:12]
         self.runner = None
         settings = current_settings()
-        backend = validate_backend(backend or settings.backend)
-        if backend != "torch" and self.device == "cpu":
+        requested = validate_backend(backend or settings.backend)
+        if resolve_backend(requested, self.device) == "onnx":
             try:
                 self.runner = onnx_runner_load(
                     nn.Sequential(self.trunk, nn.Flatten()), name=f"{backbone}-trunk{tail_blocks}",
                     input_size=embedder.input_size, cache_dir=settings.onnx_cache_dir, threads=runner_threads(settings),
                 )
             except OnnxExportError:
-                if backend == "onnx":
+                if requested == "onnx":
                     raise
         self.backend = "onnx" if self.runner is not None else "torch"
 

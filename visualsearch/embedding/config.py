@@ -122,7 +122,12 @@ def _models_in(root: Path) -> set[str]:
 def finetuned_models(models_dir: Path | None = None) -> list[str]:
     """Names of the fine-tuned models: the shipped ones and those in the models directory (sorted)."""
     root = Path(models_dir) if models_dir is not None else resolved_models_dir()
-    return sorted(_models_in(SHIPPED_MODELS_DIR) | _models_in(root))
+    return sorted(set(shipped_models()) | _models_in(root))
+
+
+def shipped_models() -> list[str]:
+    """Names of the fine-tuned models shipped in the repository (sorted)."""
+    return sorted(_models_in(SHIPPED_MODELS_DIR))
 
 
 def model_folder(name: str, models_dir: Path | None = None) -> Path | None:

@@ -197,3 +197,13 @@ def test_the_trunk_runs_in_onnx_runtime_with_torch_s_maps(tiny_data, tmp_path) -
     a, b = onnx.encode(images), torch_.encode(images)
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert a.shape == (4, 192 * 49) and cosine.min() >= 0.9999
+
+
+def test_trunk_encoder_refuses_onnx_on_a_gpu_device() -> None:
+    # The serving embedder's rule (resolve_backend): ONNX Runtime runs on the CPU here, so
+    # "onnx" with a CUDA device is a contradiction, not a silent CPU run of an hour's caching.
+    from lab.training import features as feats
+    from visualsearch.embedding.errors import EmbedderConfigError
+
+    with pytest.raises(EmbedderConfigError, match="runs on the CPU"):
+        feats.TrunkEncoder("efficientnet_lite0", device="cuda", tail_blocks=1, backend="onnx")

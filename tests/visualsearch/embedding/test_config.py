@@ -19,13 +19,13 @@ from visualsearch.embedding import (
     current_settings,
     load_embedder,
 )
-from visualsearch.embedding.config import PREVIOUS_MODEL, SHIPPED_MODELS_DIR
+from visualsearch.embedding.config import PREVIOUS_MODEL, shipped_models
 
 from .helpers import clean_embedding_config  # noqa: F401  (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 # The fine-tuned models in the repository: the default and the ones shipped before it.
-SHIPPED = [p.name for p in SHIPPED_MODELS_DIR.iterdir() if (p / "metadata.json").is_file()]
+SHIPPED = shipped_models()
 
 
 def test_available_models() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from visualsearch.embedding import EmbedderConfigError, available_models, configure, current_settings, load_embedder
-from visualsearch.embedding.config import DEFAULT_MODEL, MODEL_NAMES, PREVIOUS_MODEL, SHIPPED_MODELS_DIR
+from visualsearch.embedding.config import DEFAULT_MODEL, MODEL_NAMES, PREVIOUS_MODEL, shipped_models
 from visualsearch.embedding.finetuned import CHECKPOINT_FORMAT, ProjectionHead
 
 from .helpers import clean_embedding_config, picture  # noqa: F401  (autouse fixture)
@@ -42,7 +42,7 @@ def test_discovered_model_loads_with_its_dimension(tmp_path: Path, monkeypatch: 
     (tmp_path / "not-a-model").mkdir()  # no metadata.json: ignored
     monkeypatch.setenv("VISUALSEARCH_MODELS_DIR", str(tmp_path))
     configure(device="cpu")
-    shipped = [p.name for p in SHIPPED_MODELS_DIR.iterdir() if (p / "metadata.json").is_file()]
+    shipped = shipped_models()
     assert {PREVIOUS_MODEL, DEFAULT_MODEL} <= set(shipped)
     assert available_models() == [*MODEL_NAMES, *sorted([NAME, *shipped])]  # the shipped ones too
     embedder = load_embedder(NAME)
