@@ -35,7 +35,9 @@ def test_shipped_files_are_small_half_precision_and_carded() -> None:
     assert all(p.stat().st_size < MAX_FILE_BYTES for p in folder.iterdir())
     for part in folder.glob("weights*.pt"):  # the trained block's weights are a second file
         state = torch.load(part, map_location="cpu", weights_only=True)
-        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+        # Matrices and kernels in float16; models shipped since v10 keep the 1-D tensors float32.
+        assert {v.dtype for v in state.values() if v.is_floating_point() and v.dim() > 1} == {torch.float16}
+        assert {v.dtype for v in state.values() if v.is_floating_point() and v.dim() <= 1} <= {torch.float16, torch.float32}
     metadata = json.loads((folder / "metadata.json").read_text())
     # ship_model scored float32 and float16 on the hold-out (each from its own weights): half
     # precision moves a metric by one query's worth at most (v9: views R@1 0.811 -> 0.810).
