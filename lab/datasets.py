@@ -62,11 +62,15 @@ class LabelMapping:
     article_types: dict[str, tuple[str, ...]]  # consumer label -> accepted catalogue articleTypes
 
 
-def same_photo_pairs(catalog_dir: Path) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
+def same_photo_pairs(
+    catalog_dir: Path, candidates: list[dict[str, str]] | None = None,
+) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
     """Pairs of catalogue ids that show one photograph and so are never negatives of the
     duplicate evaluations: (those listed in ``catalog_duplicate_candidates.csv``, those added
-    by ``duplicate_audit.csv``)."""
-    listed = {frozenset((row["id_a"], row["id_b"])) for row in csv_rows(catalog_dir / "catalog_duplicate_candidates.csv")}
+    by ``duplicate_audit.csv``). ``candidates``: that CSV's rows, where the caller read them already."""
+    if candidates is None:
+        candidates = csv_rows(catalog_dir / "catalog_duplicate_candidates.csv")
+    listed = {frozenset((row["id_a"], row["id_b"])) for row in candidates}
     audited = {frozenset((row["id_a"], row["id_b"])) for row in csv_rows(DUPLICATE_AUDIT_PATH)} - listed
     return listed, audited
 

@@ -262,7 +262,7 @@ def plan(config: EvalConfig) -> dict:
     labels = {row["id"]: row for row in csv_rows(data / "labels.csv")}
     duplicates = csv_rows(data / "duplicates.csv")
     candidates = csv_rows(data / "catalog_duplicate_candidates.csv")
-    listed, audited = same_photo_pairs(data)
+    listed, audited = same_photo_pairs(data, candidates)
     listed = listed | audited
     positives = sorted(duplicates, key=lambda row: (row["id"], row["variant"]))
     if config.limit is not None and config.limit < len(positives):
