@@ -91,14 +91,14 @@ check-index: migrate
 # Fine-tune the embedding (triplet, category and instance terms, hard negatives) on the shared
 # data and score it on its hold-out against the ImageNet features (docs/benchmarks.md,
 # "Fine-tuned embedding"). The default reproduces the shipped default model
-# (visualsearch/embedding/shipped/efficientnet_lite0-vitrine-v9, see its MODEL_CARD.md) under
-# another name: the head, the backbone's last MBConv block and last stage, bfloat16 autocast,
-# 15 epochs. First run: ~15 minutes caching the backbone maps of 52,512 views in
-# var/cache/train (ONNX Runtime), then ~3 minutes an epoch on 2 quiet cores (v9: 39 minutes of
-# training, 2 more for its category head). An interrupted run resumes. Then: manage.py models
+# (visualsearch/embedding/shipped/efficientnet_lite0-vitrine-v10, see its MODEL_CARD.md) under
+# another name: the head, the backbone's last two MBConv blocks and last stage, bfloat16
+# autocast, 16 epochs. First run: ~11-15 minutes caching the backbone maps of 52,512 views in
+# var/cache/train (ONNX Runtime), then ~3.5 minutes an epoch on 2 quiet cores (v10: 63 minutes
+# of training, 2 more for its category head). An interrupted run resumes. Then: manage.py models
 # index $(MODEL_NAME), promote.
-MODEL_NAME ?= efficientnet_lite0-vitrine-v9-repro
-TRAIN_ARGS ?= --train-last-stage --train-blocks 1 --precision bfloat16 --epochs 15 --threads 2
+MODEL_NAME ?= efficientnet_lite0-vitrine-v10-repro
+TRAIN_ARGS ?= --train-last-stage --train-blocks 2 --precision bfloat16 --epochs 16 --threads 2
 train: migrate
 	@if [ -f var/models/$(MODEL_NAME)/metadata.json ]; then echo "var/models/$(MODEL_NAME) exists: not retrained (remove it, or MODEL_NAME=...-v2)"; \
 	else $(PY) manage.py train_embedder --name $(MODEL_NAME) --resume $(TRAIN_ARGS); fi

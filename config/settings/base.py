@@ -210,7 +210,7 @@ LOGGING = {
 # the fine-tuned model shipped in visualsearch/embedding/shipped/ (the same name as the
 # embedding package's DEFAULT_MODEL; a test checks they agree). "efficientnet_lite0" is the
 # ImageNet model.
-VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0-vitrine-v9")
+VISUALSEARCH_MODEL = os.environ.get("VISUALSEARCH_MODEL", "efficientnet_lite0-vitrine-v10")
 # Fine-tuned models (manage.py train_embedder) are folders <name>/metadata.json here, beside
 # the shipped ones.
 VISUALSEARCH_MODELS_DIR = Path(os.environ.get("VISUALSEARCH_MODELS_DIR") or BASE_DIR / "var" / "models")

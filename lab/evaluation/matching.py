@@ -107,6 +107,11 @@ class MatchingOptions:
     select_products: int = TRAIN_SIDE_PRODUCTS
     select_views: int = TRAIN_SIDE_VIEWS
     select_consumer_per_label: int | None = None
+    # model -> an earlier model of the run whose chosen search settings (colour weight, category
+    # weight and gate, floor) it is scored with instead of choosing its own: ship_model's float16
+    # copy takes its float32 original's, so that the comparison measures the precision alone (a
+    # choice at the edge of its rule can flip on one view of 500: v10's gate 0.45 -> 0.5).
+    settings_from: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -378,7 +383,22 @@ def _precision_at(ranking: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarr
     return np.array([relevant[n][ranking[n, :k]].mean() for n in range(len(ranking))])
 
 
-def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: dict, mapping: datasets.LabelMapping, log) -> dict:
+def chosen_settings(report: dict) -> dict:
+    """The search settings ``model_report`` chose for a model (what ``--record`` writes)."""
+    return {
+        "colour_weight": report["colour"]["weight"],
+        "category_weight": report["system"]["category_weight"],
+        "category_gate": report["system"]["category_gate"],
+        "relevance_floor": report["relevance_floor"]["floor"],
+    }
+
+
+def model_report(
+    name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: dict, mapping: datasets.LabelMapping, log,
+    settings: dict | None = None,
+) -> dict:
+    """``name``'s hold-out report; its search settings chosen on the training side, or
+    ``settings`` (``chosen_settings`` of another report) used as they are."""
     gallery = vectors["gallery"]
     row_of = {item.id: row for row, item in enumerate(sets.gallery)}
     identical = datasets.identical_files([item.path for item in sets.gallery])
@@ -398,7 +418,10 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
     narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery))
     # The category term: its weight chosen on the classifier's own validation photos.
-    category_weight, category_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
+    if settings is None:
+        category_weight, category_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
+    else:
+        category_weight, category_gate, selection = settings["category_weight"], settings["category_gate"], {"given": True}
     views_served = served_before_term(name, vectors["views"], gallery, sets.gallery)
 
     def views_share(scores: np.ndarray) -> float:
@@ -454,6 +477,8 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
                               colour["select_views"], colour["select_gallery"], w) for w in COLOUR_WEIGHTS}
     base_r1 = trials[0.0][1]
     weight = max((w for w, (_, r1) in trials.items() if r1 >= base_r1 - COLOUR_MAX_R1_LOSS), key=lambda w: trials[w][0])
+    if settings is not None:
+        weight = settings["colour_weight"]
     view_items = [item for item, _ in sets.views]
     before = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], 0.0)
     after = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], weight)
@@ -471,7 +496,7 @@ def model_report(name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: 
     top_rows = sel_scores.argmax(axis=1)
     top_scores = sel_scores.max(axis=1)
     right = np.array([sel_types[r] in mapping.article_types[sets.select_consumer[n].label] for n, r in zip(sel_usable, top_rows, strict=True)])
-    floor = _floor(top_scores, right)
+    floor = _floor(top_scores, right) if settings is None else settings["relevance_floor"]
     held_top = (consumer @ gallery.T).max(axis=1)
     out["relevance_floor"] = {
         "floor": floor,
@@ -529,7 +554,13 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
     result: dict = {"command": options.command, "holdout_model": options.holdout_model, "machine": machine_info(), "models": {}}
     for name in options.models:
         vectors = _encode(name, groups, options.cache_dir, log)
-        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log)
+        source = options.settings_from.get(name)
+        if source is not None and source not in result["models"]:
+            raise ValueError(f"{name} takes its search settings from {source}, which the run must score before it.")
+        given = chosen_settings(result["models"][source]) if source is not None else None
+        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log, settings=given)
+        if source is not None:
+            log(f"  {name}: scored with the search settings chosen for {source}")
         if options.record:
             path = record_path(name, holdout_model=options.holdout_model)
             if path is not None:
@@ -555,13 +586,14 @@ def record_path(name: str, *, holdout_model: str | None) -> Path | None:
 
 def _record(name: str, path: Path, report: dict, options: MatchingOptions, log) -> None:
     metadata = json.loads(path.read_text())
+    chosen = chosen_settings(report)
     metadata["search"] = {
-        "colour_weight": report["colour"]["weight"],
-        "category_weight": report["system"]["category_weight"],
-        "category_gate": report["system"]["category_gate"],
-        "relevance_floor": round(report["relevance_floor"]["floor"], 4),
+        **chosen,
+        "relevance_floor": round(chosen["relevance_floor"], 4),
         "chosen_by": options.command or "lab.evaluation.matching",
     }
+    if name in options.settings_from:
+        metadata["search"]["chosen_for"] = options.settings_from[name]
     metadata.setdefault("metrics", {})[f"matching_{options.holdout_model}"] = {
         k: report[k] for k in ("copies_r1", "views_r1", "consumer_p10", "plain_top8_share", "system", "consumer_instance_r1",
                                "consumer_instance_auc", "colour", "relevance_floor")

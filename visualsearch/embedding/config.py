@@ -28,8 +28,8 @@ MODEL_NAMES: tuple[str, ...] = (
 # The fine-tuned model shipped in shipped/<name>/ (see its MODEL_CARD.md); the ImageNet
 # backbones stay available by name. The one shipped before it stays in shipped/ too, so that a
 # deployment that promoted it keeps serving it across an upgrade and can roll back to it.
-DEFAULT_MODEL = "efficientnet_lite0-vitrine-v9"
-PREVIOUS_MODEL = "efficientnet_lite0-vitrine-v8"
+DEFAULT_MODEL = "efficientnet_lite0-vitrine-v10"
+PREVIOUS_MODEL = "efficientnet_lite0-vitrine-v9"
 
 RESIZE_POLICIES: tuple[str, ...] = ("pad", "crop", "stretch")
 

@@ -1,12 +1,13 @@
 """``manage.py ship_model --model NAME``: put a fine-tuned model into the repository.
 
-    python manage.py ship_model --model efficientnet_lite0-vitrine-v9
+    python manage.py ship_model --model efficientnet_lite0-vitrine-v10
 
 * writes ``visualsearch/embedding/shipped/NAME/`` with the weights in float16 (``half_precision``:
   the 1-D tensors stay float32; each file must stay under 2 MB), the category classifier, the metadata and a ``MODEL_CARD.md``;
 * renames the float32 original in the models dir to ``NAME-fp32`` (so that NAME now loads
-  the shipped copy), and scores both on the model's hold-out (``evaluate_matching``): the card
-  records whether float16 changes any hold-out metric at the third decimal.
+  the shipped copy), and scores both on the model's hold-out (``evaluate_matching``), the copy
+  with the search settings chosen for the original (one model: precision is all that differs);
+  the card records whether float16 changes any hold-out metric at the third decimal.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Command(BaseCommand):
         result = matching_run(MatchingOptions(
             models=(baseline, fp32.name, model), holdout_model=model, out_dir=reports_dir(opts["out"]) / "ship",
             cache_dir=cache_dir(opts["cache_dir"], "evaluate"), record=True, command=command_line("ship_model"),
+            settings_from={model: fp32.name},  # one model, two precisions: the same search settings
             catalog_dir=opts["catalog"], consumer_dir=opts["consumer"],
         ), log=self.stdout.write)
         half, full = _flat(result["models"][model]), _flat(result["models"][fp32.name])

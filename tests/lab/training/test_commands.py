@@ -118,6 +118,11 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
     assert metadata["shipped"]["weights_dtype"].startswith("float16")
     comparison = metadata["shipped"]["float16_vs_float32"]
     assert set(comparison["float16"]) == set(comparison["float32"]) and "views_r1" in comparison["float16"]
+    # The copy is scored, and shipped, with the search settings chosen for its float32 original.
+    original = json.loads((trained[0].parent / f"{NAME}-fp32" / "metadata.json").read_text())["search"]
+    assert metadata["search"]["chosen_for"] == f"{NAME}-fp32"
+    settings = ("colour_weight", "category_weight", "category_gate", "relevance_floor")
+    assert {k: metadata["search"][k] for k in settings} == {k: original[k] for k in settings}
     # The float32 original stays loadable under its own name, and NAME now loads the shipped copy.
     assert (trained[0].parent / f"{NAME}-fp32" / "weights.pt").exists() and not trained[0].exists()
     clear_cache()
