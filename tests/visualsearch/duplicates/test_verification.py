@@ -322,6 +322,23 @@ def test_same_pose_shots_of_other_products_are_not_copies(shared_catalog, first,
     assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.9), result
 
 
+@pytest.mark.parametrize(
+    "first, second",
+    [(17373, 17375), (17885, 17887)],
+    ids=["one gift box shot with other ties", "one vest in two greys"],
+)
+def test_a_reshoot_is_refused_whichever_listing_came_first(shared_catalog, first, second):
+    # Labelled negatives (evaluate_duplicates --verify, v10's hardest pairs, 2026-12-07 session
+    # 34): warped one way, the second picture's detail agrees (0.23 / 0.26) and the pair passed;
+    # warped the other way it does not (0.42 / 0.36). The verdict is the worse direction's.
+    a, b = _catalogue_photo(shared_catalog, first), _catalogue_photo(shared_catalog, second)
+    for query, candidate in ((b, a), (a, b)):
+        result = verify(image_features(query, mirrored=True), image_features(candidate))
+        assert result.agreement < DEFAULT_VERIFY_THRESHOLDS.reshoot_max_agreement
+        assert result.detail > DEFAULT_VERIFY_THRESHOLDS.reshoot_max_detail
+        assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.9), result
+
+
 def test_a_studio_series_at_one_camera_set_up_is_not_a_copy(shared_catalog):
     # Two Mark Taylor shirts, white and light pink, shot with one set-up: the model stands a
     # pixel or so elsewhere, face, belt and trousers match (share 0.31), the shirt's detail
