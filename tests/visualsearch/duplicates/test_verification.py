@@ -309,33 +309,22 @@ def test_a_pair_whose_patches_disagree_must_keep_its_detail_and_change_little():
 
 @pytest.mark.parametrize(
     "first, second",
-    [(21320, 21322), (14599, 20036)],
-    ids=["sunglasses in two colourways, one shot", "opaque and sheer tights on one mannequin"],
+    [(21320, 21322), (14599, 20036), (17373, 17375), (17885, 17887)],
+    ids=[
+        "sunglasses in two colourways, one shot", "opaque and sheer tights on one mannequin",
+        "one gift box shot with other ties", "one vest in two greys",
+    ],
 )
-def test_same_pose_shots_of_other_products_are_not_copies(shared_catalog, first, second):
+def test_same_pose_shots_of_other_products_are_not_copies_whichever_came_first(shared_catalog, first, second):
     # Labelled negatives that the geometry alone passes (evaluate_duplicates --verify,
-    # 2026-12-07): enough points agree on one transform, the colours are close.
-    a, b = _catalogue_photo(shared_catalog, first), _catalogue_photo(shared_catalog, second)
-    result = verify(image_features(b, mirrored=True), image_features(a))
-    assert result.inliers >= DEFAULT_VERIFY_THRESHOLDS.min_inliers
-    assert result.agreement < DEFAULT_VERIFY_THRESHOLDS.reshoot_max_agreement
-    assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.9), result
-
-
-@pytest.mark.parametrize(
-    "first, second",
-    [(17373, 17375), (17885, 17887)],
-    ids=["one gift box shot with other ties", "one vest in two greys"],
-)
-def test_a_reshoot_is_refused_whichever_listing_came_first(shared_catalog, first, second):
-    # Labelled negatives (evaluate_duplicates --verify, v10's hardest pairs, 2026-12-07 session
-    # 34): warped one way, the second picture's detail agrees (0.23 / 0.26) and the pair passed;
-    # warped the other way it does not (0.42 / 0.36). The verdict is the worse direction's.
+    # 2026-12-07): enough points agree on one transform, the colours are close. The boxes and
+    # the vest passed when the newer listing was warped onto the older (detail 0.23 / 0.26) and
+    # not the other way (0.42 / 0.36): the verdict is now the worse direction's (session 34).
     a, b = _catalogue_photo(shared_catalog, first), _catalogue_photo(shared_catalog, second)
     for query, candidate in ((b, a), (a, b)):
         result = verify(image_features(query, mirrored=True), image_features(candidate))
+        assert result.inliers >= DEFAULT_VERIFY_THRESHOLDS.min_inliers
         assert result.agreement < DEFAULT_VERIFY_THRESHOLDS.reshoot_max_agreement
-        assert result.detail > DEFAULT_VERIFY_THRESHOLDS.reshoot_max_detail
         assert not DEFAULT_VERIFY_THRESHOLDS.passes(result, cosine=0.9), result
 
 
