@@ -191,6 +191,8 @@ def encoder_for(name: str) -> Encoder:
     embedder = load_embedder(name)
     sources = sorted(Path(load_embedder.__code__.co_filename).parent.glob("*.py"))
     parts = [embedder.name, embedder.resize_policy]
+    if embedder.mirror_average:  # other vectors from the same weights
+        parts.append("mirror-average")
     metadata = embedder.metadata or {}
     if metadata:
         # A re-trained model of the same name must not reuse the old vectors; nor may its
@@ -200,14 +202,16 @@ def encoder_for(name: str) -> Encoder:
         if folder is not None:
             sources += sorted(folder.glob("weights*.pt"))
     base = metadata.get("backbone")
-    frozen = bool(metadata) and not metadata.get("train_last_stage")
+    # A frozen backbone's vectors project into the model's; the mirror's would not.
+    frozen = bool(metadata) and not metadata.get("train_last_stage") and not embedder.mirror_average
     kind = f"fine-tuned on {base}, " if metadata else ""
     return Encoder(
         name=embedder.name,
         dim=embedder.dim,
         fingerprint=source_fingerprint(*parts, paths=sources),
         encode=lambda images: embedder.embed(images),
-        description=f"{embedder.name} ({kind}{embedder.dim}-d, resize {embedder.resize_policy}, {embedder.device})",
+        description=f"{embedder.name} ({kind}{embedder.dim}-d, resize {embedder.resize_policy}, {embedder.device}"
+        + (", mirror-averaged" if embedder.mirror_average else "") + ")",
         base=base if frozen else None,
         derive=embedder.project_base_vectors if frozen else None,
     )

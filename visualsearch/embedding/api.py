@@ -54,6 +54,7 @@ def configure(
     models_dir: str | None = None,
     backend: str | None = None,
     onnx_cache_dir: str | None = None,
+    mirror_average: str | None = None,
 ) -> None:
     """Push settings in (the Django app calls this at startup).
 
@@ -65,7 +66,8 @@ def configure(
     (default ``VISUALSEARCH_MODELS_DIR``, else ``var/models``). ``backend`` is ``"auto"``
     (ONNX Runtime on the CPU, torch on CUDA), ``"torch"`` or ``"onnx"``; ``onnx_cache_dir``
     holds the exported graphs (default ``VISUALSEARCH_ONNX_CACHE_DIR``, else
-    ``var/cache/onnx``). Any successful call empties the embedder cache, so the
+    ``var/cache/onnx``). ``mirror_average`` is ``"model"`` (as each model's metadata says),
+    ``"on"`` or ``"off"`` (see ``config.MIRROR_AVERAGE_MODES``). Any successful call empties the embedder cache, so the
     next ``load_embedder()`` uses the new settings.
     """
     set_overrides(
@@ -76,6 +78,7 @@ def configure(
         models_dir=models_dir,
         backend=backend,
         onnx_cache_dir=onnx_cache_dir,
+        mirror_average=mirror_average,
     )
     clear_cache()
 
@@ -150,7 +153,10 @@ def _build_embedder(name: str, settings: EmbeddingSettings, requested_backend: s
         model = spec.build(settings.weights_path(name))
     # Exported before the Embedder moves the module (channels_last, a device).
     runner = _onnx_runner(name, spec, model, settings) if backend == "onnx" else None
-    embedder = Embedder(spec, model, device=device, resize_policy=settings.resize_policy, runner=runner)
+    embedder = Embedder(
+        spec, model, device=device, resize_policy=settings.resize_policy, runner=runner,
+        mirror_average=settings.mirrors(metadata),
+    )
     if folder is not None:
         embedder.metadata = metadata
         embedder.category_head = load_category_head(folder)

@@ -57,6 +57,15 @@ ENV_ONNX_THREADS = "VISUALSEARCH_ONNX_THREADS"
 ENV_MODELS_DIR = "VISUALSEARCH_MODELS_DIR"
 ENV_BACKEND = "VISUALSEARCH_BACKEND"
 ENV_ONNX_CACHE_DIR = "VISUALSEARCH_ONNX_CACHE_DIR"
+ENV_MIRROR_AVERAGE = "VISUALSEARCH_MIRROR_AVERAGE"
+
+# Whether a vector is the mean of the image's and its mirror image's (two forward passes in
+# one batch). "model": as the model's metadata.json says ("mirror_average"; the models
+# whose hold-out numbers were measured that way set it), "on" / "off": for every model (an
+# operator who wants the indexing throughput back; the evaluation's comparisons). Vectors
+# of one index must all be made one way: changing this needs a re-embed.
+MIRROR_AVERAGE_MODES: tuple[str, ...] = ("model", "on", "off")
+METADATA_MIRROR_AVERAGE = "mirror_average"
 
 # Who runs the forward pass. "auto": ONNX Runtime on the CPU, where it ran the same
 # EfficientNet-Lite0 graph about 3-4x faster than torch eager on the 2-core box
@@ -100,6 +109,13 @@ class EmbeddingSettings:
     models_dir: Path = DEFAULT_MODELS_DIR
     backend: str = "auto"
     onnx_cache_dir: Path = DEFAULT_ONNX_CACHE_DIR
+    mirror_average: str = "model"
+
+    def mirrors(self, metadata: Mapping[str, Any] | None) -> bool:
+        """Whether a model with this ``metadata`` (None: a backbone) averages with the mirror image."""
+        if self.mirror_average != "model":
+            return self.mirror_average == "on"
+        return bool((metadata or {}).get(METADATA_MIRROR_AVERAGE, False))
 
     def weights_path(self, name: str) -> str | None:
         """Configured weight file for ``name``; configure() wins over the env."""
@@ -209,6 +225,13 @@ def validate_backend(backend: str) -> str:
     return backend
 
 
+def validate_mirror_average(mode: str) -> str:
+    mode = str(mode).strip().lower()
+    if mode not in MIRROR_AVERAGE_MODES:
+        raise EmbedderConfigError(f"Unknown mirror averaging {mode!r}; use one of {', '.join(MIRROR_AVERAGE_MODES)}.")
+    return mode
+
+
 def resolve_backend(requested: str, device: str) -> str:
     """The backend that runs on ``device`` (already resolved): ``"onnx"`` or ``"torch"``.
 
@@ -269,6 +292,7 @@ def set_overrides(**values: Any) -> None:
         "resize_policy": validate_resize_policy,
         "backend": validate_backend,
         "onnx_cache_dir": validate_onnx_cache_dir,
+        "mirror_average": validate_mirror_average,
     }
     # Validate everything before storing anything, so a bad call changes nothing.
     cleaned = {
@@ -305,6 +329,7 @@ def current_settings() -> EmbeddingSettings:
     if onnx_cache_dir is None:
         env_cache = _env(ENV_ONNX_CACHE_DIR)
         onnx_cache_dir = Path(env_cache).expanduser() if env_cache else DEFAULT_ONNX_CACHE_DIR
+    mirror_average = overrides.get("mirror_average") or validate_mirror_average(_env(ENV_MIRROR_AVERAGE) or "model")
     return EmbeddingSettings(
         active_model=active_model,
         weights=dict(overrides.get("weights", {})),
@@ -315,6 +340,7 @@ def current_settings() -> EmbeddingSettings:
         models_dir=models_dir,
         backend=backend,
         onnx_cache_dir=onnx_cache_dir,
+        mirror_average=mirror_average,
     )
 
 

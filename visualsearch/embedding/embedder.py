@@ -63,6 +63,7 @@ class Embedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         memory_format: torch.memory_format = MEMORY_FORMAT,
         runner: OnnxRunner | None = None,
+        mirror_average: bool = False,
     ) -> None:
         self.name: str = spec.name
         self.dim: int = spec.dim
@@ -81,6 +82,9 @@ class Embedder:
         self._memory_format = memory_format
         self._model = model.eval().to(device=device, memory_format=memory_format)
         self._runner = runner
+        # Each vector the normalised mean of the image's and its mirror image's (config.py,
+        # MIRROR_AVERAGE_MODES): one batch of twice the size per call.
+        self.mirror_average: bool = mirror_average
         # "onnx" or "torch": what embed_tensors runs (after any fallback at load time).
         self.backend: str = "onnx" if runner is not None else "torch"
         # Fine-tuned models (finetuned.py): their metadata.json (backbone, head, split ...).
@@ -105,7 +109,7 @@ class Embedder:
         pass. ``None`` when that does not hold.
         """
         head = getattr(self._model, "head", None)
-        if self.metadata is None or head is None or self.metadata.get("train_last_stage"):
+        if self.metadata is None or head is None or self.metadata.get("train_last_stage") or self.mirror_average:
             return None
         with torch.inference_mode():
             inputs = torch.as_tensor(np.asarray(vectors, dtype=np.float32), device=self.device)
@@ -115,7 +119,7 @@ class Embedder:
     def __repr__(self) -> str:
         return (
             f"Embedder(name={self.name!r}, dim={self.dim}, device={self.device!r}, "
-            f"backend={self.backend!r}, resize_policy={self.resize_policy!r})"
+            f"backend={self.backend!r}, resize_policy={self.resize_policy!r}, mirror_average={self.mirror_average})"
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -135,6 +139,17 @@ class Embedder:
             raise ValueError(f"Expected a batch of shape (N, {shape}), got {tuple(batch.shape)}.")
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if not self.mirror_average:
+            return self._forward_unit(batch)
+        # The mirror of the preprocessed tensor is the preprocessed mirror image (stretching,
+        # the centre crop and the scaling commute with a flip; the pad policy's odd pixel of
+        # padding moves sides), so the flip costs no second decode.
+        n = batch.shape[0]
+        both = self._forward_unit(torch.cat([batch, batch.flip(-1)]))
+        mean = both[:n] + both[n:]
+        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)
+
+    def _forward_unit(self, batch: torch.Tensor) -> np.ndarray:
         if self._runner is not None:
             inputs = batch.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
             features = np.asarray(self._runner.run(inputs), dtype=np.float32)

@@ -74,8 +74,13 @@ class Command(BaseCommand):
         parser.add_argument("--consumer", type=Path, default=datasets.CONSUMER_DIR)
         parser.add_argument("--out", type=Path, help="reports folder (default reports/; the hold-out scores go to <out>/ship)")
         parser.add_argument("--cache-dir", type=Path, help="embedding cache (default var/cache/evaluate)")
+        parser.add_argument(
+            "--mirror-average", action="store_true",
+            help="serve each vector as the mean of the image's and its mirror image's (written into metadata.json; "
+                 "measured both ways with VISUALSEARCH_MIRROR_AVERAGE=off / on before choosing)",
+        )
 
-    def handle(self, *args, model, baseline, **opts):
+    def handle(self, *args, model, baseline, mirror_average=False, **opts):
         if not (opts["catalog"] / "labels.csv").exists():
             raise CommandError(f"No catalogue at {opts['catalog']}: the shipped copy is checked on the model's hold-out.")
         source = embedding_config.resolved_models_dir() / model
@@ -89,6 +94,10 @@ class Command(BaseCommand):
             (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if not (fp32 / METADATA_FILE).is_file():
             raise CommandError(f"No trained model at {source} (nor {fp32}).")
+        # Both precisions are scored the way the shipped one will serve.
+        metadata = json.loads((fp32 / METADATA_FILE).read_text())
+        metadata[embedding_config.METADATA_MIRROR_AVERAGE] = mirror_average
+        (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         target = embedding_config.SHIPPED_MODELS_DIR / model  # read at run time: tests point it elsewhere
         target.mkdir(parents=True, exist_ok=True)
         state = torch.load(fp32 / WEIGHTS_FILE, map_location="cpu", weights_only=True)
@@ -153,6 +162,9 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         "linear category classifier on the embedding (`categories.npz`). Weights are "
         f"{metadata.get('shipped', {}).get('weights_dtype', 'float16')}; "
         f"`float16_vs_float32` in `metadata.json` compares them with the float32 weights on the hold-out: {_precision_sentence(metadata)}",
+        *(["", "Each vector is the mean of the image's and its mirror image's (`mirror_average` in `metadata.json`: one "
+            "batch of twice the size per call; `VISUALSEARCH_MIRROR_AVERAGE=off` serves the plain vectors)."]
+          if metadata.get(embedding_config.METADATA_MIRROR_AVERAGE) else []),
         "",
         "## Reproduce",
         "",
@@ -160,7 +172,9 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         f"make train MODEL_NAME={name}-repro            # manage.py train_embedder --name {name}-repro --train-last-stage{train_options} "
         f"--epochs {recipe.get('epochs')} --threads 2",
         f"python manage.py evaluate_matching --holdout {name} --model {baseline} --model {name}",
-        f"python manage.py ship_model --model {name}    # how this folder was written",
+        f"python manage.py ship_model --model {name}"
+        + (" --mirror-average" if metadata.get(embedding_config.METADATA_MIRROR_AVERAGE) else "")
+        + "    # how this folder was written",
         "```",
         "",
         "## Recipe",
@@ -200,7 +214,8 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         "",
         f"Serving settings chosen on the training side: colour weight {ours['colour']['weight']}, relevance floor "
         f"{ours['relevance_floor']['floor']:.3f}"
-        + (f", category term weight {search['category_weight']} with gate {search['category_gate']}"
+        + (f", category term weight {search['category_weight']} "
+           + (f"with gate {search['category_gate']}" if search.get("category_gate", 2.0) <= 1 else "on every search (no gate)")
            if "category_weight" in search else "")
         + f". Category classifier: {json.dumps(head.get('validation', {}))}.",
         "",

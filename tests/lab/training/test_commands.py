@@ -103,7 +103,7 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
     out = io.StringIO()
     call_command(
         "ship_model", "--model", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
-        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), stdout=out,
+        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), "--mirror-average", stdout=out,
     )
     folder = shipped / NAME
     assert {p.name for p in folder.iterdir()} >= {"weights.pt", "metadata.json", "categories.npz", "MODEL_CARD.md"}
@@ -133,6 +133,11 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
 
     a, b = half.embed([Image.open(image)]), full.embed([Image.open(image)])
     assert float(a[0] @ b[0]) > 0.999
+    # --mirror-average: both precisions were scored, and the copy serves, with mirror averaging.
+    assert metadata["mirror_average"] is True and half.mirror_average and full.mirror_average
+    mirrored = half.embed([Image.open(image).transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    assert float(a[0] @ mirrored[0]) > 0.9999
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"# Model card: {NAME}" in card and "consumer-like views R@1" in card and "make train" in card
+    assert "mirror image" in card and "--mirror-average" in card
     assert (tmp_path / "reports" / "ship" / "matching.json").exists()

@@ -166,3 +166,36 @@ def test_preprocessor_pickles_for_dataloader_workers(lite: Embedder) -> None:
     clone = pickle.loads(pickle.dumps(lite.preprocessor))
     image = picture(61, (80, 100))
     assert torch.equal(clone(image), lite.preprocess(image))
+
+
+def test_mirror_averaging_makes_an_image_and_its_mirror_one_vector(lite: Embedder) -> None:
+    image = picture(31, (150, 200))
+    mirrored = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    plain = lite.embed([image, mirrored])
+    assert cosine(plain[0], plain[1]) < 0.999  # the test picture is not symmetric
+
+    configure(mirror_average="on")
+    averaged = load_embedder("efficientnet_lite0")
+    assert averaged.mirror_average and not lite.mirror_average
+    vectors = averaged.embed([image, mirrored])
+    assert_unit_rows(vectors, 1280)
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+    # The mean of the two plain vectors, normalised: what the hold-out numbers were measured with.
+    mean = plain[0] + plain[1]
+    np.testing.assert_allclose(vectors[0], mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_mirror_averaging_follows_the_model_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visualsearch.embedding.config import EmbeddingSettings
+
+    assert EmbeddingSettings().mirrors({"mirror_average": True})
+    assert not EmbeddingSettings().mirrors({}) and not EmbeddingSettings().mirrors(None)
+    assert not EmbeddingSettings(mirror_average="off").mirrors({"mirror_average": True})
+    assert EmbeddingSettings(mirror_average="on").mirrors(None)
+    monkeypatch.setenv("VISUALSEARCH_MIRROR_AVERAGE", "off")
+    assert load_embedder().mirror_average is False
+    monkeypatch.setenv("VISUALSEARCH_MIRROR_AVERAGE", "sideways")
+    with pytest.raises(EmbedderConfigError, match="mirror averaging"):
+        load_embedder("efficientnet_lite0")
+    with pytest.raises(EmbedderConfigError, match="mirror averaging"):
+        configure(mirror_average="both")

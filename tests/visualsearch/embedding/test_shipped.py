@@ -46,7 +46,9 @@ def test_shipped_files_are_small_half_precision_and_carded() -> None:
     assert comparison["float16"].keys() == comparison["float32"].keys()
     assert all(abs(comparison["float16"][k] - comparison["float32"][k]) <= 0.0015 for k in comparison["float16"])
     assert comparison["differ_at_third_decimal"] == {}
-    assert metadata["search"]["chosen_for"] == f"{DEFAULT_MODEL}-fp32"
+    # The search settings were chosen for the model as it serves: by ship_model on its float32
+    # original, or (v10 since mirror averaging, its float32 weights not kept) on the shipped weights.
+    assert metadata["search"].get("chosen_for", DEFAULT_MODEL) in (DEFAULT_MODEL, f"{DEFAULT_MODEL}-fp32")
     assert metadata["holdout"]["products"] > 1000 and metadata["search"]["colour_weight"] >= 0
     card = (folder / "MODEL_CARD.md").read_text()
     assert "make train" in card and "Hold-out metrics" in card
@@ -55,6 +57,7 @@ def test_shipped_files_are_small_half_precision_and_carded() -> None:
 def test_the_default_embeds_and_guesses_categories_with_nothing_trained_here() -> None:
     embedder = load_embedder()
     assert embedder.name == DEFAULT_MODEL and embedder.dim == 256
+    assert embedder.mirror_average  # measured better that way on the hold-out and the training side
     vectors = embedder.embed([picture(1), picture(2)])
     assert vectors.shape == (2, 256) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
@@ -71,7 +74,7 @@ def test_the_shipped_model_searches_with_the_terms_the_lab_measured() -> None:
     assert (tuned.colour_weight, tuned.category_weight, tuned.category_gate, tuned.relevance_floor) == (
         recorded["colour_weight"], recorded["category_weight"], recorded["category_gate"], recorded["relevance_floor"]
     )
-    assert tuned.category_weight > DEFAULT_CATEGORY_WEIGHT and 0.0 < tuned.category_gate <= 1.0
+    assert tuned.category_weight > DEFAULT_CATEGORY_WEIGHT and tuned.category_gate > 0.0  # a gate above 1: always on
 
 
 def test_the_model_shipped_before_still_loads_for_a_roll_back() -> None:
