@@ -17,6 +17,7 @@ from .categories import CategoryHead
 from .config import DEFAULT_BATCH_SIZE
 from .errors import EmbedderConfigError
 from .preprocess import ImagePreprocessor
+from .vectors import unit_rows
 
 if TYPE_CHECKING:
     from .onnx_backend import OnnxRunner
@@ -146,16 +147,13 @@ class Embedder:
         # padding moves sides), so the flip costs no second decode.
         n = batch.shape[0]
         both = self._forward_unit(torch.cat([batch, batch.flip(-1)]))
-        mean = both[:n] + both[n:]
-        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)
+        return unit_rows(both[:n] + both[n:]).astype(np.float32, copy=False)
 
     def _forward_unit(self, batch: torch.Tensor) -> np.ndarray:
         if self._runner is not None:
             inputs = batch.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
             features = np.asarray(self._runner.run(inputs), dtype=np.float32)
-            # F.normalize's formula (eps 1e-12), so both backends agree on a zero row too.
-            norms = np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-            return (features / norms).astype(np.float32, copy=False)
+            return unit_rows(features).astype(np.float32, copy=False)
         with torch.inference_mode():
             inputs = batch.to(self.device, dtype=torch.float32, non_blocking=True)
             features = self._model(inputs.contiguous(memory_format=self._memory_format))

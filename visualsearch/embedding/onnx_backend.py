@@ -35,6 +35,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from .vectors import unit_rows
+
 if TYPE_CHECKING:
     from .config import EmbeddingSettings
 
@@ -121,10 +123,6 @@ def _export_bytes(model: nn.Module, input_size: int) -> bytes:
     return buffer.getvalue()
 
 
-def _unit_rows(values: np.ndarray) -> np.ndarray:
-    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
-
-
 def _check_against_torch(model: nn.Module, graph: bytes, input_size: int) -> float:
     generator = torch.Generator().manual_seed(0)
     # Three rows, not EXAMPLE_BATCH: also proves the batch axis is dynamic.
@@ -134,7 +132,7 @@ def _check_against_torch(model: nn.Module, graph: bytes, input_size: int) -> flo
     got = session_create(graph, threads=1).run([OUTPUT_NAME], {INPUT_NAME: probe.numpy()})[0]
     if got.shape != expected.shape:
         raise OnnxExportError(f"the exported graph returns shape {got.shape}, torch {expected.shape}")
-    return float(np.min(np.sum(_unit_rows(got) * _unit_rows(expected), axis=1)))
+    return float(np.min(np.sum(unit_rows(got) * unit_rows(expected), axis=1)))
 
 
 def onnx_export(model: nn.Module, path: Path, input_size: int) -> Path:

@@ -89,13 +89,11 @@ class Command(BaseCommand):
             if fp32.exists():
                 raise CommandError(f"{fp32} exists already; remove it first.")
             source.rename(fp32)
-            metadata = json.loads((fp32 / METADATA_FILE).read_text())
-            metadata["name"] = fp32.name
-            (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         if not (fp32 / METADATA_FILE).is_file():
             raise CommandError(f"No trained model at {source} (nor {fp32}).")
-        # Both precisions are scored the way the shipped one will serve.
+        # The original answers to NAME-fp32 now, and both precisions are scored the way the shipped one will serve.
         metadata = json.loads((fp32 / METADATA_FILE).read_text())
+        metadata["name"] = fp32.name
         metadata[embedding_config.METADATA_MIRROR_AVERAGE] = mirror_average
         (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         target = embedding_config.SHIPPED_MODELS_DIR / model  # read at run time: tests point it elsewhere
@@ -104,10 +102,9 @@ class Command(BaseCommand):
         for name, part in weight_parts(half_precision(state)).items():
             torch.save(part, target / name)
         shutil.copy2(fp32 / CATEGORIES_FILE, target / CATEGORIES_FILE)
-        metadata = json.loads((fp32 / METADATA_FILE).read_text())
-        metadata["name"] = model
-        metadata["shipped"] = {"weights_dtype": WEIGHTS_DTYPE, "from": str(fp32), "command": command_line("ship_model")}
-        (target / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+        shipped = {**metadata, "name": model,
+                   "shipped": {"weights_dtype": WEIGHTS_DTYPE, "from": str(fp32), "command": command_line("ship_model")}}
+        (target / METADATA_FILE).write_text(json.dumps(shipped, indent=2, default=str))
         for path in target.iterdir():
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise CommandError(f"{path} is {path.stat().st_size:,} bytes: over the 2 MB a committed file may be.")
