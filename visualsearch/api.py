@@ -130,7 +130,9 @@ class ImageSearchApi(APIView):
             "(`category_applied`); send `category` to choose, or `auto_category=false` to search every "
             "category. `score` is the cosine similarity of the image embeddings (1.0 for an identical "
             "picture); results below the model's relevance floor are left out (`nothing_close`). Listings "
-            "of the same photo come as one result (`also_sold_by`). The search is kept for a day at "
+            "of the same photo come as one result (`also_sold_by`). A photo that is a copy of a listing's own picture (a "
+            "saved product photo, a screenshot, a thumbnail) puts that listing first in the whole photo's results "
+            "(`same_photo`), and the whole photo is then the first item searched. The search is kept for a day at "
             "`search_url`, where a shopper can move boxes and change filters."
         ),
         request={"multipart/form-data": ImageSearchSerializer},

@@ -22,12 +22,13 @@ from config import replicas
 from shop.filters import ProductFilters
 from visualsearch.categories import category_decide
 from visualsearch.colour import ColourProfile, garment_profile
+from visualsearch.duplicates.detection import upload_fingerprint
 from visualsearch.embedding import load_embedder
 from visualsearch.garments import locate_garments, search_box
 from visualsearch.models import PhotoSearch
 from visualsearch.photos import BadBox, Box, photo_search
 from visualsearch.photos import PhotoSearch as SearchOutcome
-from visualsearch.selectors import active_model_name
+from visualsearch.selectors import active_model_name, images_same_photo
 
 WHOLE = "whole"
 # JPEG quality of the kept photo: enough to redraw it and to crop boxes from it.
@@ -49,6 +50,7 @@ class LookItem:
     categories: list[dict]  # [{"slug", "name", "probability"}], most likely first
     threshold: float
     context: float = 0.0  # searched with this share of the box's size around it (garments.search_box)
+    same_photo: tuple[int, ...] = ()  # the whole photo only: listings whose photo it is, most certain first
 
     @property
     def label(self) -> str:
@@ -109,6 +111,11 @@ def look_create(*, photo: Image.Image, locate: bool = True) -> PhotoSearch:
     crops = [kept] + [kept.crop(search_box(r.box, kept.width, kept.height, r.context)) for r in regions]
     vectors = load_embedder(model_name).embed(crops)
     items = [_item_json(WHOLE, (0, 0, kept.width, kept.height), 1.0, vectors[0], garment_profile(kept), model_name)]
+    # A saved product picture, a screenshot or a thumbnail of a listing: that listing first.
+    items[0]["same_photo"] = [
+        {"product": m.product_id, "image": m.image_id, "score": m.score, "hash_distance": m.hash_distance}
+        for m in images_same_photo(fingerprint=upload_fingerprint(kept), vector=vectors[0], model_name=model_name)
+    ]
     items += [
         _item_json(r.kind, r.box, r.score, vector, garment_profile(kept, r.box), model_name, r.context)
         for r, vector in zip(regions, vectors[1:], strict=True)
@@ -140,14 +147,16 @@ def look_items(search: PhotoSearch) -> list[LookItem]:
             colour=ColourProfile(np.asarray(item["colour"], dtype=np.float64)) if item.get("colour") else None,
             categories=item.get("categories", []), threshold=item.get("threshold", 1.0),
             context=item.get("context", 0.0),  # searches kept before 2026-12-07 said nothing: as found
+            same_photo=tuple(m["product"] for m in item.get("same_photo", ())),
         )
         for n, item in enumerate(search.items)
     ]
 
 
 def look_default_item(search: PhotoSearch) -> int:
-    """The item searched first: the most certain garment, else the whole photo."""
-    return 1 if len(search.items) > 1 else 0
+    """The item searched first: the whole photo when it is a listing's photo, else the most
+    certain garment, else the whole photo."""
+    return 1 if len(search.items) > 1 and not search.items[0].get("same_photo") else 0
 
 
 def look_photo(search: PhotoSearch) -> Image.Image:
@@ -184,19 +193,22 @@ def look_results(
             crop = box.clamp_to(image.width, image.height)
             if crop is None:
                 raise BadBox(f"The box must overlap the photo ({image.width}x{image.height} pixels).")
-            chosen_kind, chosen_box, score, context = "box", crop, 1.0, 0.0  # the shopper's box, as drawn
+            chosen_kind, chosen_box, score, context, same_photo, index = "box", crop, 1.0, 0.0, (), -1  # the shopper's box, as drawn
         else:
             chosen = items[look_default_item(search) if item is None else item]
-            chosen_kind, chosen_box, score, context = chosen.kind, chosen.box, chosen.score, chosen.context
+            chosen_kind, chosen_box, score, context, same_photo, index = (
+                chosen.kind, chosen.box, chosen.score, chosen.context, chosen.same_photo, chosen.index
+            )
         vector = load_embedder(model_name).embed([image.crop(search_box(chosen_box, image.width, image.height, context))])[0]
         colour = garment_profile(image, chosen_box)
         categories, threshold = _decision_json(vector, model_name)
-        target = LookItem(index=-1 if box is not None else (item or 0), kind=chosen_kind, box=tuple(chosen_box), score=score,
-                          vector=vector, colour=colour, categories=categories, threshold=threshold, context=context)
+        target = LookItem(index=index, kind=chosen_kind, box=tuple(chosen_box), score=score, vector=vector, colour=colour,
+                          categories=categories, threshold=threshold, context=context, same_photo=same_photo)
     else:
         target = items[look_default_item(search) if item is None else item]
     outcome = photo_search(
         vector=target.vector, colour=target.colour, k=k, model_name=model_name, filters=filters, auto_category=auto_category,
+        same_photo=target.same_photo,
     )
     return LookResults(item=target, outcome=outcome, model_changed=changed)
 

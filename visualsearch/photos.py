@@ -5,6 +5,7 @@ colour), and the search they feed."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,24 +125,28 @@ def photo_search(
     model_name: str,
     filters: ProductFilters | None = None,
     auto_category: bool = True,
+    same_photo: Sequence[int] = (),
 ) -> PhotoSearch:
     """Search with an embedded photo region: guess its category (and narrow the search to it
     when confident and the shopper chose none), rank by similarity plus the colour term and,
     unless the shopper chose a category or "any category", the category term, and keep what
-    clears the model's relevance floor."""
+    clears the model's relevance floor. ``same_photo``: listings whose photo this is
+    (``images_same_photo``): they come first, above any floor, and the search is not narrowed
+    to a guessed category (which could leave them out)."""
     filters = filters or ProductFilters()
     tuned = search_settings(model_name)
     guessing = auto_category and not filters.category
-    decision = category_decide(vector=vector, model_name=model_name, auto=guessing)
+    decision = category_decide(vector=vector, model_name=model_name, auto=guessing and not same_photo)
     if decision.applied is not None:
         filters = replace(filters, category=decision.applied.slug)
     matches = product_search_by_vector(
         vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight,
         category=CategoryTerm(decision.prior, tuned.category_weight, tuned.category_gate) if guessing else None,
+        same_photo=same_photo,
     )
     return PhotoSearch(
         model_name=model_name,
-        matches=[m for m in matches if m.score >= tuned.relevance_floor],
+        matches=[m for m in matches if m.score >= tuned.relevance_floor or m.same_photo],
         category=decision,
         colour=colour,
         nearest_score=max((m.score for m in matches), default=None),

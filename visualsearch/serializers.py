@@ -234,6 +234,19 @@ def match_data(match: ProductMatch, *, request: Any) -> dict[str, Any]:
     }
 
 
+class PhotoMatchSerializer(ProductMatchSerializer):
+    """One product in a photo search's results."""
+
+    same_photo = serializers.BooleanField(
+        help_text="The uploaded photo is a copy of this listing's own picture (resized, re-encoded or re-cropped): it leads the results."
+    )
+
+
+def photo_match_data(match: ProductMatch, *, request: Any) -> dict[str, Any]:
+    """``PhotoMatchSerializer``'s output."""
+    return {**match_data(match, request=request), "same_photo": match.same_photo}
+
+
 class ProductMatchListSerializer(serializers.Serializer):
     """``{"results": [...]}``, best match first."""
 
@@ -272,7 +285,7 @@ class SearchItemSerializer(serializers.Serializer):
         allow_null=True, help_text="The category the search was narrowed to (a confident guess, widened when small), or null."
     )
     nothing_close = serializers.BooleanField(help_text="Products passed the filters, but none is close enough to be a match.")
-    results = ProductMatchSerializer(many=True)
+    results = PhotoMatchSerializer(many=True)
 
 
 class ImageSearchResponseSerializer(serializers.Serializer):
@@ -280,7 +293,7 @@ class ImageSearchResponseSerializer(serializers.Serializer):
     search_url = serializers.URLField(help_text="The search on the storefront, to show a shopper.")
     model = serializers.CharField(help_text="The embedding model that answered.")
     items = SearchItemSerializer(many=True)
-    results = ProductMatchSerializer(many=True, help_text="The first item's results: the box sent, else the most certain garment, else the whole photo.")
+    results = PhotoMatchSerializer(many=True, help_text="The first item's results: the box sent, else the whole photo when it is a listing's own picture, else the most certain garment, else the whole photo.")
 
 
 def image_search_data(*, search, answers: list, scale: float, request: Any) -> dict[str, Any]:
@@ -302,7 +315,7 @@ def image_search_data(*, search, answers: list, scale: float, request: Any) -> d
             ],
             "category_applied": decision.applied.slug if decision.applied else None,
             "nothing_close": bool(answer.outcome.nothing_close),
-            "results": [match_data(match, request=request) for match in answer.outcome.matches],
+            "results": [photo_match_data(match, request=request) for match in answer.outcome.matches],
         }
 
     items = [item(answer) for answer in answers]

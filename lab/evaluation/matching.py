@@ -20,6 +20,12 @@ catalogue photos):
   without and with the colour term. Its weight is *chosen* on training-side products (a
   seeded subset of the training split's catalogue photos and their views, never the
   hold-out) and only *reported* on the hold-out;
+* **the same-photo pin**: a query that is a copy of a gallery photo by the duplicate
+  detector's rule (serving's ``images_same_photo``: hash bands, then
+  ``detection.same_photo_ranked``) has that product first, as a photo search shows it;
+  **copies R@1 as served**, the views' R@1 as served and the numbers "with the system"
+  include it, and the report counts the pins of each query set and how many were right
+  (consumer photos should have none);
 * **relevance floor**: the cosine under which the top result is more often wrong than right
   (category of the top-1), chosen on training-side consumer photos, reported on the hold-out
   as the share of searches that would say "nothing close";
@@ -62,12 +68,13 @@ from visualsearch.categories import (
     VOTE_TEMPERATURE,
 )
 from visualsearch.colour import ColourProfile, garment_profile, studio_profile
-from visualsearch.duplicates.detection import fingerprint
+from visualsearch.duplicates.detection import DEFAULT_THRESHOLDS, Fingerprint, fingerprint, same_photo_ranked, upload_fingerprint
 from visualsearch.embedding import load_embedder
 from visualsearch.embedding import model_metadata
 from visualsearch.embedding import config as embedding_config
 from visualsearch.embedding.config import FINETUNED_METADATA, is_finetuned, model_folder
-from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM
+from visualsearch.models import PhotoSearch
+from visualsearch.selectors import COLOUR_CANDIDATES_FACTOR, FOLD_HEADROOM, SAME_PHOTO_CANDIDATES
 
 COLOUR_WEIGHTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2)
 # The colour weight may not cost views R@1 more than this on the selection set.
@@ -194,6 +201,56 @@ def _encode(name: str, groups: dict[str, list[Path]], cache_dir: Path, log) -> d
 
 def _profiles_studio(items: Sequence[datasets.CatalogItem]) -> list[ColourProfile | None]:
     return [studio_profile(fingerprint(Image.open(item.path)).colour) for item in items]
+
+
+def _upload_prints(paths: Sequence[Path]) -> list[Fingerprint]:
+    """Each query's fingerprint as a photo search takes it: of the photo kept (RGB, shrunk to
+    ``PhotoSearch.STORED_SIDE``), reduced as ``upload_fingerprint`` reduces it."""
+    out = []
+    for path in paths:
+        kept = Image.open(path).convert("RGB")
+        kept.thumbnail((PhotoSearch.STORED_SIDE, PhotoSearch.STORED_SIDE))
+        out.append(upload_fingerprint(kept))
+    return out
+
+
+def _hash_words(prints: Sequence[Fingerprint]) -> np.ndarray:
+    """(n, 2, 4) uint64: the whole and the trimmed hash of each fingerprint."""
+    words = [np.frombuffer(int(h, 16).to_bytes(32, "big"), dtype=">u8") for f in prints for h in (f.phash, f.phash_trim)]
+    return np.asarray(words, dtype=np.uint64).reshape(len(prints), 2, 4)
+
+
+def same_photo_rows(queries: Sequence[Fingerprint], query_vectors: np.ndarray, gallery: Sequence[Fingerprint],
+                    gallery_vectors: np.ndarray) -> np.ndarray:
+    """Per query, the gallery row a photo search pins first as the listing whose photo it is,
+    or -1: serving's ``images_same_photo`` over the gallery (a shared hash band, within the
+    rule's reach, the nearest SAME_PHOTO_CANDIDATES, then ``same_photo_ranked``)."""
+    out = np.full(len(queries), -1)
+    if not len(queries) or not len(gallery):
+        return out
+    g_words, g_bands = _hash_words(gallery), np.array([f.bands() for f in gallery])
+    most = DEFAULT_THRESHOLDS.max_hash_distance()
+    for n, query in enumerate(queries):
+        distance = np.bitwise_count(g_words ^ _hash_words([query])[0]).sum(axis=2).min(axis=1)
+        shared = (g_bands == np.array(query.bands())[None, :]).any(axis=1)  # tagged values: && is equality in place
+        rows = np.flatnonzero(shared & (distance <= most))
+        rows = rows[np.lexsort((rows, distance[rows]))][:SAME_PHOTO_CANDIDATES]
+        cosines = gallery_vectors[rows] @ query_vectors[n]
+        ranked = same_photo_ranked(query, [(int(r), gallery[r], float(c)) for r, c in zip(rows, cosines, strict=True)])
+        if ranked:
+            out[n] = ranked[0][0]
+    return out
+
+
+def _pinned(scores: np.ndarray, pins: np.ndarray | None) -> np.ndarray:
+    """``scores`` with each query's pinned row first (serving puts the listing whose photo the
+    query is above everything; the rest of such a query's ranking is left as it was)."""
+    if pins is None or not (pins >= 0).any():
+        return scores
+    out = scores.copy()
+    rows = np.flatnonzero(pins >= 0)
+    out[rows, pins[rows]] = np.inf
+    return out
 
 
 def _profiles_photo(paths: Sequence[Path]) -> list[ColourProfile | None]:
@@ -395,23 +452,38 @@ def chosen_settings(report: dict) -> dict:
 
 def model_report(
     name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: dict, mapping: datasets.LabelMapping, log,
-    settings: dict | None = None,
+    settings: dict | None = None, prints: dict[str, list[Fingerprint]] | None = None,
 ) -> dict:
     """``name``'s hold-out report; its search settings chosen on the training side, or
-    ``settings`` (``chosen_settings`` of another report) used as they are."""
+    ``settings`` (``chosen_settings`` of another report) used as they are. With ``prints``
+    (fingerprints of the gallery and the queries) the numbers "as served" include the
+    same-photo pin."""
     gallery = vectors["gallery"]
     row_of = {item.id: row for row, item in enumerate(sets.gallery)}
     identical = datasets.identical_files([item.path for item in sets.gallery])
     out: dict = {"dim": int(gallery.shape[1])}
-    out["copies_r1"] = _recall1(vectors["copies"], gallery, [identical[row_of[c.id]] for c in sets.copies])
+    copies_correct = [identical[row_of[c.id]] for c in sets.copies]
+    out["copies_r1"] = _recall1(vectors["copies"], gallery, copies_correct)
     views_correct = [identical[row_of[item.id]] for item, _ in sets.views]
     out["views_r1"] = _recall1(vectors["views"], gallery, views_correct)
+    pins = {group: same_photo_rows(prints[group], vectors[group], prints["gallery"], gallery)
+            for group in ("copies", "views", "consumer")} if prints else {}
+    if pins:
+        def pin_counts(group: str, correct: Sequence[set[int]] | None) -> dict:
+            pinned = pins[group] >= 0
+            right = sum(int(row in correct[n]) for n, row in enumerate(pins[group]) if row >= 0) if correct is not None else None
+            return {"queries": len(pins[group]), "pinned": int(pinned.sum()), "right": right}
+
+        out["copies_r1_served"] = _top1_hits(_pinned(vectors["copies"] @ gallery.T, pins["copies"]), copies_correct) / max(len(copies_correct), 1)
+        out["same_photo"] = {"copies": pin_counts("copies", copies_correct), "views": pin_counts("views", views_correct),
+                             "consumer_photos": pin_counts("consumer", None)}
 
     # Consumer photos -> category, plain and with the system.
     types = np.array([g.article_type for g in sets.gallery])
     accepted = {label: np.isin(types, list(ts)) for label, ts in mapping.article_types.items()}
     usable = [n for n, p in enumerate(sets.consumer) if p.label in accepted]
     consumer = vectors["consumer"][usable]
+    consumer_pins = pins["consumer"][usable] if pins else None
     relevant = np.stack([accepted[sets.consumer[n].label] for n in usable])
     plain = _ranking(consumer @ gallery.T, TOP)
     out["consumer_p10"] = float(_precision_at(plain, relevant, 10).mean())
@@ -428,8 +500,8 @@ def model_report(
         return _top1_hits(scores, views_correct) / len(views_correct) if views_correct else float("nan")
 
     prior = _category_prior(name, consumer, sets.gallery)
-    system = _ranking(_category_term(narrowed_scores, prior, category_weight, category_gate), TOP)
-    without = _ranking(narrowed_scores, TOP)
+    system = _ranking(_pinned(_category_term(narrowed_scores, prior, category_weight, category_gate), consumer_pins), TOP)
+    without = _ranking(_pinned(narrowed_scores, consumer_pins), TOP)
     labels = [sets.consumer[n].label for n in usable]
     top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, _, _), lab in zip(guesses, labels, strict=True)])
     out["system"] = {
@@ -445,10 +517,10 @@ def model_report(
         "without_category_term": {
             "consumer_p10": float(_precision_at(without, relevant, 10).mean()),
             "top8_share": float(_precision_at(without, relevant, 8).mean()),
-            "views_r1": views_share(views_served[0]),
+            "views_r1": views_share(_pinned(views_served[0], pins.get("views"))),
         },
         # The consumer-like views searched as serving searches them (a shopper photographing one product).
-        "views_r1": views_share(_category_term(*views_served, category_weight, category_gate)),
+        "views_r1": views_share(_pinned(_category_term(*views_served, category_weight, category_gate), pins.get("views"))),
     }
     out["plain_top8_share"] = float(_precision_at(plain, relevant, 8).mean())
 
@@ -504,6 +576,9 @@ def model_report(
         "holdout_top1_right_above": float(_top1_right(consumer, gallery, relevant)[held_top >= floor].mean()) if (held_top >= floor).any() else None,
         "holdout_top1_right_below": float(_top1_right(consumer, gallery, relevant)[held_top < floor].mean()) if (held_top < floor).any() else None,
     }
+    if pins:
+        log(f"  {name}: same-photo pins: copies {out['same_photo']['copies']}, views {out['same_photo']['views']}, consumer photos "
+            f"{out['same_photo']['consumer_photos']['pinned']} of {len(pins['consumer'])}; copies R@1 as served {out['copies_r1_served']:.3f}")
     log(f"  {name}: views R@1 {out['views_r1']:.3f}, copies R@1 {out['copies_r1']:.3f}, consumer P@10 {out['consumer_p10']:.3f} "
         f"-> {out['system']['consumer_p10']:.3f} with the system, top-8 share {out['system']['top8_share']:.3f}, "
         f"category top-1 {out['system']['category_top1']:.3f}, instance R@1 {out['consumer_instance_r1']:.3f}, "
@@ -534,9 +609,15 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
     started = time.perf_counter()
     sets = sets_build(options, log)
     mapping = datasets.label_mapping_load()
-    log("colour profiles (studio thumbnails and garment regions)")
+    log("fingerprints (the same-photo pin) and colour profiles (studio thumbnails and garment regions)")
+    prints = {
+        "gallery": [fingerprint(Image.open(g.path)) for g in sets.gallery],
+        "copies": _upload_prints([c.path for c in sets.copies]),
+        "views": _upload_prints([p for _, p in sets.views]),
+        "consumer": _upload_prints([p.path for p in sets.consumer]),
+    }
     colour = {
-        "gallery": _profiles_studio(sets.gallery),
+        "gallery": [studio_profile(f.colour) for f in prints["gallery"]],
         "select_gallery": _profiles_studio(sets.select_gallery),
         "views": _profiles_photo([p for _, p in sets.views]),
         "select_views": _profiles_photo([p for _, p in sets.select_views]),
@@ -558,7 +639,7 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
         if source is not None and source not in result["models"]:
             raise ValueError(f"{name} takes its search settings from {source}, which the run must score before it.")
         given = chosen_settings(result["models"][source]) if source is not None else None
-        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log, settings=given)
+        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log, settings=given, prints=prints)
         if source is not None:
             log(f"  {name}: scored with the search settings chosen for {source}")
         if options.record:
@@ -595,20 +676,22 @@ def _record(name: str, path: Path, report: dict, options: MatchingOptions, log) 
     if name in options.settings_from:
         metadata["search"]["chosen_for"] = options.settings_from[name]
     metadata.setdefault("metrics", {})[f"matching_{options.holdout_model}"] = {
-        k: report[k] for k in ("copies_r1", "views_r1", "consumer_p10", "plain_top8_share", "system", "consumer_instance_r1",
-                               "consumer_instance_auc", "colour", "relevance_floor")
+        k: report[k] for k in ("copies_r1", "copies_r1_served", "same_photo", "views_r1", "consumer_p10", "plain_top8_share",
+                               "system", "consumer_instance_r1", "consumer_instance_auc", "colour", "relevance_floor")
+        if k in report
     }
     path.write_text(json.dumps(metadata, indent=2, default=str))
     log(f"  recorded the colour weight and floor of {name} in {path}")
 
 
 def summary_rows(result: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "dim", "copies R@1", "views R@1", "consumer P@10", "P@10 with category", "top-8 same type",
+    header = ["model", "dim", "copies R@1 (as served)", "views R@1 (as served)", "consumer P@10", "P@10 with category", "top-8 same type",
               "category top-1", "photos told apart R@1 / AUC", "colour share top-10 before → after", "floor"]
     rows = []
     for name, m in result["models"].items():
         rows.append([
-            name, str(m["dim"]), f"{m['copies_r1']:.3f}", f"{m['views_r1']:.3f}", f"{m['consumer_p10']:.3f}",
+            name, str(m["dim"]), f"{m['copies_r1']:.3f} ({m.get('copies_r1_served', float('nan')):.3f})",
+            f"{m['views_r1']:.3f} ({m['system']['views_r1']:.3f})", f"{m['consumer_p10']:.3f}",
             f"{m['system']['consumer_p10']:.3f}", f"{m['system']['top8_share']:.3f}", f"{m['system']['category_top1']:.3f}",
             f"{m['consumer_instance_r1']:.3f} / {m['consumer_instance_auc']:.3f}",
             f"{m['colour']['top10_share_before']:.3f} → {m['colour']['top10_share_after']:.3f} (w {m['colour']['weight']})",

@@ -47,7 +47,7 @@ def test_identical_photo_finds_the_product_first(client, catalogue):
     results = response.json()["results"]
     assert len(results) == 4
     best = results[0]
-    assert set(best) == {"id", "title", "price", "currency", "image_url", "url", "score", "also_sold_by"}
+    assert set(best) == {"id", "title", "price", "currency", "image_url", "url", "score", "also_sold_by", "same_photo"}
     assert best["id"] == shirt.id
     assert best["title"] == shirt.title
     assert best["price"] == "1299.00" and best["currency"] == "INR"
@@ -177,11 +177,13 @@ def test_schema_documents_both_endpoints(client):
     response_schema = schema["components"]["schemas"][response_ref.rsplit("/", 1)[-1]]
     assert {"search_id", "search_url", "model", "items", "results"} <= set(response_schema["properties"])
     assert {"auto_category", "detect"} <= set(component["properties"])
-    # The similar list uses the search's result rows (with also_sold_by) and says which category it used.
+    # The similar list uses the search's result rows (with also_sold_by) and says which category it used;
+    # a photo search's rows add same_photo.
     component = schema["components"]["schemas"][similar["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]]
     assert {"results", "category_used", "note"} <= set(component["properties"])
-    row = component["properties"]["results"]["items"]["$ref"]
-    assert row == response_schema["properties"]["results"]["items"]["$ref"]
+    row = schema["components"]["schemas"][component["properties"]["results"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    photo_row = schema["components"]["schemas"][response_schema["properties"]["results"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert set(photo_row["properties"]) == set(row["properties"]) | {"same_photo"} and "also_sold_by" in row["properties"]
 
 
 def test_docs_page_is_served(client):

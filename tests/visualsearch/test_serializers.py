@@ -13,7 +13,14 @@ from shop.models import Product
 from shop.selectors import product_cards_by_ids
 from tests.factories import MerchantFactory, ProductFactory, ProductImageFactory, make_image_bytes
 from visualsearch.selectors import ProductMatch
-from visualsearch.serializers import ListingSerializer, ProductMatchSerializer, listing_data, match_data
+from visualsearch.serializers import (
+    ListingSerializer,
+    PhotoMatchSerializer,
+    ProductMatchSerializer,
+    listing_data,
+    match_data,
+    photo_match_data,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +37,10 @@ def test_match_data_is_what_the_documented_serializer_says(price):
     for match in (
         ProductMatch(product=product, score=0.987654321, image_id=1, also=(copy,)),
         ProductMatch(product=no_image, score=-0.25, image_id=2),
+        ProductMatch(product=product, score=0.61, image_id=1, same_photo=True),
     ):
         assert match_data(match, request=request) == ProductMatchSerializer(match, context={"request": request}).data
+        assert photo_match_data(match, request=request) == PhotoMatchSerializer(match, context={"request": request}).data
     assert listing_data(copy, request=request) == ListingSerializer(copy, context={"request": request}).data
     assert match_data(ProductMatch(product=product, score=0.5, image_id=1), request=None)["url"] == product.get_absolute_url()
 

@@ -13,6 +13,7 @@ from visualsearch.duplicates.detection import (
     near_copy_score,
     pr_curve,
     precision_recall,
+    same_photo_ranked,
 )
 
 
@@ -49,6 +50,25 @@ def test_another_colourway_of_one_design_is_vetoed_by_colour():
     a, b = fingerprint(red), fingerprint(navy)
     assert colour_distance(a, b) > MAX_COLOUR_DISTANCE
     assert not DEFAULT_THRESHOLDS.is_near_copy(cosine=0.97, hash_distance=hash_distance(a, b), colour_distance=colour_distance(a, b))
+
+
+def test_same_photo_ranked_keeps_the_copies_of_an_upload_most_certain_first():
+    """A 60x80 thumbnail of a listing's photo (cosine 0.6: the CNN barely knows it) is that
+    listing's photo; another colourway in one pose and another design are not."""
+    original = photo(print_seed=5)
+    thumbnail = decoded(jpeg(original.resize((60, 80), Image.Resampling.LANCZOS), quality=75))
+    candidates = [
+        ("navy", fingerprint(photo(colour=(28, 40, 92), print_seed=5)), 0.97),
+        ("trousers", fingerprint(photo(shape=TROUSERS, print_seed=2)), 0.7),
+        ("relisted", fingerprint(decoded(jpeg(relisted_copy(original), quality=70))), 0.6),
+        ("original", fingerprint(original), 0.6),
+    ]
+    ranked = same_photo_ranked(fingerprint(thumbnail), candidates)
+    assert [key for key, _, _ in ranked][:1] == ["original"]
+    assert {key for key, _, _ in ranked} <= {"original", "relisted"}
+    assert all(DEFAULT_THRESHOLDS.near_copy <= score <= 1.0 for _, score, _ in ranked)
+    assert [score for _, score, _ in ranked] == sorted((score for _, score, _ in ranked), reverse=True)
+    assert same_photo_ranked(fingerprint(photo(shape=TROUSERS, print_seed=7)), candidates[:1]) == []
 
 
 def test_score_combines_both_signals():
