@@ -19,6 +19,7 @@ from visualsearch.selectors import (
     CategoryTerm,
     ProductMatch,
     active_model_name,
+    nearest_score,
     product_search_by_vector,
 )
 
@@ -34,6 +35,11 @@ DEFAULT_RELEVANCE_FLOOR = 0.0
 # well that model's classifier is calibrated and how its cosines spread.
 DEFAULT_CATEGORY_WEIGHT = 0.0
 DEFAULT_CATEGORY_GATE = float("inf")
+# A confident category guess narrows the search only while the catalogue's nearest product is
+# below this cosine: a photo that close to one product is most likely of it, and a wrong guess
+# must not filter it out. None (always narrow) until measured for a model (evaluate_matching's
+# NARROW_GATES rule); it costs one plain index read (~1 ms) for the searches it could narrow.
+DEFAULT_NARROW_GATE = float("inf")
 
 # A box smaller than this holds too little of the garment for the CNN to see anything.
 MIN_BOX_SIDE = 16
@@ -85,6 +91,7 @@ class SearchSettings:
     relevance_floor: float
     category_weight: float = DEFAULT_CATEGORY_WEIGHT
     category_gate: float = DEFAULT_CATEGORY_GATE
+    narrow_gate: float = DEFAULT_NARROW_GATE
 
 
 @functools.lru_cache(maxsize=16)
@@ -97,6 +104,7 @@ def search_settings(model_name: str) -> SearchSettings:
         relevance_floor=float(measured.get("relevance_floor", DEFAULT_RELEVANCE_FLOOR)),
         category_weight=float(measured.get("category_weight", DEFAULT_CATEGORY_WEIGHT)),
         category_gate=float(measured.get("category_gate", DEFAULT_CATEGORY_GATE)),
+        narrow_gate=float(measured.get("narrow_gate", DEFAULT_NARROW_GATE)),
     )
 
 
@@ -130,13 +138,18 @@ def photo_search(
     """Search with an embedded photo region: guess its category (and narrow the search to it
     when confident and the shopper chose none), rank by similarity plus the colour term and,
     unless the shopper chose a category or "any category", the category term, and keep what
-    clears the model's relevance floor. ``same_photo``: listings whose photo this is
+    clears the model's relevance floor. A guess narrows only while the catalogue's nearest
+    product is below the model's narrowing gate (``SearchSettings.narrow_gate``). ``same_photo``: listings whose photo this is
     (``images_same_photo``): they come first, above any floor, and the search is not narrowed
     to a guessed category (which could leave them out)."""
     filters = filters or ProductFilters()
     tuned = search_settings(model_name)
     guessing = auto_category and not filters.category
     decision = category_decide(vector=vector, model_name=model_name, auto=guessing and not same_photo)
+    if decision.applied is not None and tuned.narrow_gate <= 1.0:
+        nearest = nearest_score(vector=vector, model_name=model_name)
+        if nearest is not None and nearest >= tuned.narrow_gate:
+            decision = replace(decision, applied=None)  # most likely a photo of that product: keep it reachable
     if decision.applied is not None:
         filters = replace(filters, category=decision.applied.slug)
     matches = product_search_by_vector(

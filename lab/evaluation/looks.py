@@ -207,11 +207,13 @@ def _served_retrieval(model: str, queries: dict[str, list[np.ndarray]], targets:
     category guess, then the model's category term, ``matching.served_scores``); the plain ranking
     above is the embedding's alone."""
     tuned = search_settings(model)
-    out = {"category_weight": tuned.category_weight, "category_gate": min(tuned.category_gate, 2.0)}
+    out = {"category_weight": tuned.category_weight, "category_gate": min(tuned.category_gate, 2.0),
+           "narrow_gate": min(tuned.narrow_gate, 2.0)}
     for name, vectors in queries.items():
         if not vectors:
             continue
-        scores = served_scores(model, np.array(vectors), gallery_vectors, gallery, tuned.category_weight, tuned.category_gate)
+        scores = served_scores(model, np.array(vectors), gallery_vectors, gallery, tuned.category_weight, tuned.category_gate,
+                               tuned.narrow_gate)
         order = np.argsort(-scores, axis=1, kind="stable")
         out[name] = _recalls([int(np.flatnonzero(row == target)[0]) for row, target in zip(order, targets, strict=True)])
     return out

@@ -91,6 +91,13 @@ CATEGORY_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)
 CATEGORY_GATES = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 2.0)
 CATEGORY_MAX_R1_LOSS = 0.005
 CATEGORY_P10_TOLERANCE = 0.005
+# The narrowing gate (serving's SearchSettings.narrow_gate): a confident category guess
+# narrows the search only while the nearest product of the whole catalogue is below this
+# cosine (above 1: always). A shopper photographing one product must still find it when the
+# guess of its category is wrong. Chosen first, on the training side: the gate that keeps the
+# most selection views' R@1 as served, among those whose classifier-validation P@10 is within
+# CATEGORY_P10_TOLERANCE of the best; of equals, the highest (it narrows most, as before).
+NARROW_GATES = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 2.0)
 TRAIN_SIDE_PRODUCTS = 1500
 TRAIN_SIDE_VIEWS = 500
 EVAL_SEED = 0
@@ -318,13 +325,15 @@ def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray,
     return out, "neighbours"
 
 
-def _narrowed(scores: np.ndarray, guesses, scope) -> tuple[np.ndarray, int]:
+def _narrowed(scores: np.ndarray, guesses, scope, gate: float = np.inf) -> tuple[np.ndarray, int]:
     """``scores`` with every search whose guess is confident narrowed to its category's scope
-    (the rest -inf), as serving narrows them; and how many were."""
+    (the rest -inf), unless its nearest product reaches the narrowing ``gate``, as serving
+    narrows them; and how many were."""
+    nearest = scores.max(axis=1) if len(scores) else np.zeros(0)
     scores = scores.copy()
     narrowed = 0
     for n, (label, probability, threshold) in enumerate(guesses):
-        mask = scope(label) if probability >= threshold else None
+        mask = scope(label) if probability >= threshold and nearest[n] < gate else None
         if mask is not None:
             scores[n] = np.where(mask, scores[n], -np.inf)
             narrowed += 1
@@ -360,19 +369,19 @@ def _category_term(scores: np.ndarray, prior: np.ndarray | None, weight: float, 
 
 
 def served_before_term(name: str, queries: np.ndarray, gallery_vectors: np.ndarray,
-                       gallery: Sequence[datasets.CatalogItem]) -> tuple[np.ndarray, np.ndarray | None]:
-    """What serving's category term starts from: the scores narrowed to a confident guess, and
-    the classifier's prior (None without a classifier). Neither depends on the term's weight or
-    gate, so trying several of those needs them once."""
+                       gallery: Sequence[datasets.CatalogItem], narrow_gate: float = np.inf) -> tuple[np.ndarray, np.ndarray | None]:
+    """What serving's category term starts from: the scores narrowed to a confident guess
+    (below the narrowing gate), and the classifier's prior (None without a classifier).
+    Neither depends on the term's weight or gate, so trying several of those needs them once."""
     guesses, _ = _system_guesses(name, queries, gallery_vectors, gallery)
-    narrowed, _ = _narrowed(queries @ gallery_vectors.T, guesses, _scope_masks(gallery))
+    narrowed, _ = _narrowed(queries @ gallery_vectors.T, guesses, _scope_masks(gallery), narrow_gate)
     return narrowed, _category_prior(name, queries, gallery)
 
 
 def served_scores(name: str, queries: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem],
-                  weight: float, gate: float) -> np.ndarray:
+                  weight: float, gate: float, narrow_gate: float = np.inf) -> np.ndarray:
     """Scores as serving ranks them: narrowed to a confident guess, then the category term."""
-    return _category_term(*served_before_term(name, queries, gallery_vectors, gallery), weight, gate)
+    return _category_term(*served_before_term(name, queries, gallery_vectors, gallery, narrow_gate), weight, gate)
 
 
 def _top1_hits(scores: np.ndarray, correct_rows: Sequence[set[int]]) -> int:
@@ -392,33 +401,49 @@ def validation_consumer_of(name: str) -> Callable[[datasets.ConsumerPhoto], bool
     return lambda photo: validation_contributor(photo, seed=seed, fraction=fraction)
 
 
-def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping) -> tuple[float, float, dict]:
-    """The category term's (weight, gate) by the rule of CATEGORY_WEIGHTS: P@10 as served on
-    the consumer photos the model's classifier held back (its training's validation
-    contributors) against the training-side gallery, views R@1 as served on the training-side
-    views. (0, no gate) for a model without a classifier or a recorded split."""
+def _category_weight_choose(
+    name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping
+) -> tuple[float, float, float, dict]:
+    """The narrowing gate (the rule of NARROW_GATES), then the category term's (weight, gate)
+    at that gate (the rule of CATEGORY_WEIGHTS): P@10 as served on the consumer photos the
+    model's classifier held back (its training's validation contributors) against the
+    training-side gallery, views R@1 as served on the training-side views. (0, no gate, no
+    narrowing gate) for a model without a classifier or a recorded split."""
+    none = (0.0, CATEGORY_GATES[-1], NARROW_GATES[-1], {})
     held_back = validation_consumer_of(name)
     if load_embedder(name).category_head is None or held_back is None:
-        return 0.0, CATEGORY_GATES[-1], {}
+        return none
     gallery_vectors = vectors["select_gallery"]
     types = np.array([g.article_type for g in sets.select_gallery])
     rows = [n for n, p in enumerate(sets.select_consumer) if p.label in mapping.article_types and held_back(p)]
     if not rows or not sets.select_views:
-        return 0.0, CATEGORY_GATES[-1], {}
+        return none
     queries = vectors["select_consumer"][rows]
     relevant = np.stack([np.isin(types, list(mapping.article_types[sets.select_consumer[n].label])) for n in rows])
     row_of = {item.id: n for n, item in enumerate(sets.select_gallery)}
     identical = datasets.identical_files([g.path for g in sets.select_gallery])
     views_right = [identical[row_of[item.id]] for item, _ in sets.select_views]
 
-    views = served_before_term(name, vectors["select_views"], gallery_vectors, sets.select_gallery)
-    photos = served_before_term(name, queries, gallery_vectors, sets.select_gallery)
+    def p10_of(scores: np.ndarray) -> float:
+        return float(_precision_at(_ranking(scores, TOP), relevant, 10).mean())
+
+    narrow_trials = {}
+    for narrow_gate in NARROW_GATES:
+        narrow_views = served_before_term(name, vectors["select_views"], gallery_vectors, sets.select_gallery, narrow_gate)[0]
+        narrow_photos = served_before_term(name, queries, gallery_vectors, sets.select_gallery, narrow_gate)[0]
+        narrow_trials[narrow_gate] = (p10_of(narrow_photos), _top1_hits(narrow_views, views_right))
+    best_p10 = max(p for p, _ in narrow_trials.values())
+    near_best = {g: hits for g, (p, hits) in narrow_trials.items() if p >= best_p10 - CATEGORY_P10_TOLERANCE}
+    narrow_gate = max(g for g, hits in near_best.items() if hits == max(near_best.values()))
+
+    views = served_before_term(name, vectors["select_views"], gallery_vectors, sets.select_gallery, narrow_gate)
+    photos = served_before_term(name, queries, gallery_vectors, sets.select_gallery, narrow_gate)
 
     def views_hits(weight: float, gate: float) -> int:
         return _top1_hits(_category_term(*views, weight, gate), views_right)
 
     def p10(weight: float, gate: float) -> float:
-        return float(_precision_at(_ranking(_category_term(*photos, weight, gate), TOP), relevant, 10).mean())
+        return p10_of(_category_term(*photos, weight, gate))
 
     base_hits = views_hits(0.0, CATEGORY_GATES[-1])
     allowed = int(CATEGORY_MAX_R1_LOSS * len(views_right))  # in views, not floats: no rounding at the edge
@@ -431,9 +456,10 @@ def _category_weight_choose(name: str, sets: Sets, vectors: dict[str, np.ndarray
     weight, gate = min(key for key, p in feasible.items() if p >= best - CATEGORY_P10_TOLERANCE)
     selection = {
         "photos": len(rows), "views": len(views_right), "views_r1_without": base_hits / len(views_right),
+        "narrow_trials": {str(g): {"p10": p, "views_r1": hits / len(views_right)} for g, (p, hits) in narrow_trials.items()},
         "trials": {f"{w}/{g}": {"p10": p, "views_r1": hits / len(views_right)} for (w, g), (p, hits) in trials.items()},
     }
-    return weight, gate, selection
+    return weight, gate, narrow_gate, selection
 
 
 def _precision_at(ranking: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -446,6 +472,7 @@ def chosen_settings(report: dict) -> dict:
         "colour_weight": report["colour"]["weight"],
         "category_weight": report["system"]["category_weight"],
         "category_gate": report["system"]["category_gate"],
+        "narrow_gate": report["system"]["narrow_gate"],
         "relevance_floor": report["relevance_floor"]["floor"],
     }
 
@@ -488,13 +515,15 @@ def model_report(
     plain = _ranking(consumer @ gallery.T, TOP)
     out["consumer_p10"] = float(_precision_at(plain, relevant, 10).mean())
     guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
-    narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery))
-    # The category term: its weight chosen on the classifier's own validation photos.
+    # The narrowing gate and the category term: chosen on the classifier's own validation photos.
     if settings is None:
-        category_weight, category_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
+        category_weight, category_gate, narrow_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
     else:
         category_weight, category_gate, selection = settings["category_weight"], settings["category_gate"], {"given": True}
-    views_served = served_before_term(name, vectors["views"], gallery, sets.gallery)
+        narrow_gate = settings.get("narrow_gate", NARROW_GATES[-1])
+    narrowed_scores, narrowed = _narrowed(consumer @ gallery.T, guesses, _scope_masks(sets.gallery), narrow_gate)
+    views_served = served_before_term(name, vectors["views"], gallery, sets.gallery, narrow_gate)
+    views_ungated = served_before_term(name, vectors["views"], gallery, sets.gallery)
 
     def views_share(scores: np.ndarray) -> float:
         return _top1_hits(scores, views_correct) / len(views_correct) if views_correct else float("nan")
@@ -513,6 +542,9 @@ def model_report(
         "category_top1_per_label": {lab: float(top1_hit[np.array(labels) == lab].mean()) for lab in sorted(set(labels))},
         "category_weight": category_weight,
         "category_gate": category_gate,
+        "narrow_gate": narrow_gate,
+        # The views as served with every confident guess narrowing (no narrowing gate), the term as chosen.
+        "views_r1_without_narrow_gate": views_share(_pinned(_category_term(*views_ungated, category_weight, category_gate), pins.get("views"))),
         "category_weight_selection": selection,
         "without_category_term": {
             "consumer_p10": float(_precision_at(without, relevant, 10).mean()),
@@ -587,7 +619,8 @@ def model_report(
         f"-> {out['system']['consumer_p10']:.3f} with the system, top-8 share {out['system']['top8_share']:.3f}, "
         f"category top-1 {out['system']['category_top1']:.3f}, instance R@1 {out['consumer_instance_r1']:.3f}, "
         f"colour share {before[0]:.3f} -> {after[0]:.3f} (weight {weight}), floor {floor:.3f}; category term weight "
-        f"{out['system']['category_weight']}, gate {out['system']['category_gate']} (without it: P@10 "
+        f"{out['system']['category_weight']}, gate {out['system']['category_gate']}, narrowing gate {out['system']['narrow_gate']} "
+        f"(views R@1 as served {out['system']['views_r1_without_narrow_gate']:.3f} without it) (without the term: P@10 "
         f"{out['system']['without_category_term']['consumer_p10']:.3f}, views R@1 as served "
         f"{out['system']['without_category_term']['views_r1']:.3f} -> {out['system']['views_r1']:.3f})")
     return out

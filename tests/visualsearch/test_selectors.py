@@ -318,3 +318,34 @@ def test_a_photo_search_adds_the_category_term_only_while_it_guesses_the_categor
     assert search(auto_category=False)[0] == "red_tee"
     # "Apparel" holds the jeans too: with the term they would lead.
     assert search(filters=ProductFilters(category="apparel"))[0] == "red_tee"
+
+
+def test_a_confident_guess_does_not_narrow_away_the_product_a_photo_is_of(catalogue, monkeypatch):
+    """Below the model's narrowing gate a confident guess narrows the search (a wrong one
+    leaves the photographed product out); at or above it, the photo is most likely of its
+    nearest product, and the search stays whole. Deciding costs one index read."""
+    jeans = catalogue.categories["jeans"]
+    wrong = CategoryDecision(guesses=[], source="classifier", threshold=0.5, applied=jeans, prior={jeans.id: 0.95})
+    monkeypatch.setattr(photos, "category_decide", lambda **kwargs: wrong)
+    model = selectors.active_model_name()
+    tee = photo_embed(image=pil(catalogue.images["red_tee"]))  # the T-shirt's own picture: cosine 1.0
+    blend = unit(tee + photo_embed(image=pil(catalogue.images["white_sneaker"])))  # near nothing in particular
+
+    def search(vector, narrow_gate: float):
+        monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(
+            colour_weight=0.0, relevance_floor=-1.0, narrow_gate=narrow_gate))
+        with CaptureQueriesContext(connection) as context:
+            outcome = photos.photo_search(vector=vector, colour=None, k=3, model_name=model)
+        return outcome, len(context.captured_queries)
+
+    narrowed, _ = search(tee, float("inf"))
+    assert set(keys_of(narrowed.matches, catalogue)) == {"black_jeans", "blue_jeans"} and narrowed.category.applied == jeans
+    kept, _ = search(tee, 0.9)
+    assert keys_of(kept.matches, catalogue)[0] == "red_tee" and kept.category.applied is None
+    assert float(blend @ tee) < 0.99
+    search(blend, 0.99)  # statements compiled
+    always, reads_always = search(blend, float("inf"))
+    gated, reads_gated = search(blend, 0.99)
+    assert gated.category.applied == jeans and keys_of(gated.matches, catalogue) == keys_of(always.matches, catalogue)
+    assert reads_gated == reads_always + 1  # one plain index read
+    assert selectors.nearest_score(vector=tee, model_name=model) == pytest.approx(1.0, abs=1e-3)

@@ -34,3 +34,15 @@ def test_a_row_whose_best_score_reaches_the_gate_is_left_alone():
     out = matching._category_term(scores, prior, 1.0, gate=0.5)
     assert np.array_equal(out[0], scores[0])  # 0.9 >= 0.5: a photo of that product
     assert out[1].argmax() == 1  # 0.45 < 0.5: the guess counts
+
+
+def test_a_confident_guess_narrows_only_below_the_narrowing_gate():
+    scores = np.array([[0.9, 0.5, 0.4], [0.55, 0.5, 0.3]])
+    guesses = [("Jeans", 0.95, 0.5), ("Jeans", 0.95, 0.5)]
+    jeans_only = lambda label: np.array([False, True, False])  # noqa: E731
+    always, narrowed_always = matching._narrowed(scores, guesses, jeans_only)
+    gated, narrowed_gated = matching._narrowed(scores, guesses, jeans_only, gate=0.6)
+    assert narrowed_always == 2 and always[0].argmax() == 1
+    assert narrowed_gated == 1 and np.array_equal(gated[0], scores[0])  # 0.9 >= 0.6: a photo of that product
+    assert np.isneginf(gated[1, [0, 2]]).all()  # 0.55 < 0.6: narrowed as before
+    assert matching.NARROW_GATES[-1] > 1.0  # the last choice never gates
