@@ -139,9 +139,10 @@ def photo_search(
     when confident and the shopper chose none), rank by similarity plus the colour term and,
     unless the shopper chose a category or "any category", the category term, and keep what
     clears the model's relevance floor. A guess narrows only while the catalogue's nearest
-    product is below the model's narrowing gate (``SearchSettings.narrow_gate``). ``same_photo``: listings whose photo this is
-    (``images_same_photo``): they come first, above any floor, and the search is not narrowed
-    to a guessed category (which could leave them out)."""
+    product is below the model's narrowing gate (``SearchSettings.narrow_gate``).
+    ``same_photo``: listings whose photo this is (``images_same_photo``): they come first,
+    above any floor, and the search is not narrowed to a guessed category (which could leave
+    them out)."""
     filters = filters or ProductFilters()
     tuned = search_settings(model_name)
     guessing = auto_category and not filters.category

@@ -20,6 +20,10 @@ catalogue photos):
   without and with the colour term. Its weight is *chosen* on training-side products (a
   seeded subset of the training split's catalogue photos and their views, never the
   hold-out) and only *reported* on the hold-out;
+* **narrowing gate**: "with the system" narrows to a confident guess only while the query's
+  nearest gallery product is below the gate (serving's ``SearchSettings.narrow_gate``), chosen
+  on the training side before the category term (``NARROW_GATES``) and reported with the
+  views' R@1 as served without it;
 * **the same-photo pin**: a query that is a copy of a gallery photo by the duplicate
   detector's rule (serving's ``images_same_photo``: hash bands, then
   ``detection.same_photo_ranked``) has that product first, as a photo search shows it;
