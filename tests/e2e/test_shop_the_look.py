@@ -198,6 +198,26 @@ def test_two_garments_each_get_their_own_results(live_server, page, catalogue, s
     assert errors == []
 
 
+def test_a_thumbnail_of_a_listing_finds_that_listing_first(live_server, page, catalogue, shared_catalog, tmp_path):
+    """A 60x80 thumbnail of a catalogue photo (the CNN barely knows it): the duplicate
+    detector's hash rule names its listing, which leads the results, marked "Same photo"."""
+    from PIL import Image
+
+    thumbnail = Image.open(shared_catalog / "images" / "10005.jpg").convert("RGB").resize((60, 80), Image.Resampling.LANCZOS)
+    path = tmp_path / "thumbnail.jpg"
+    thumbnail.save(path, quality=75)
+    errors = _collect_errors(page)
+    page.goto(live_server.url + "/shop-the-look/")
+    _upload(page, path)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Find similar pieces").click()
+    first = page.locator(".stl-card").first
+    assert first.locator(".card__title").inner_text() == "Nike Men Blue Training T-shirt"
+    assert first.locator("[data-same-photo]").inner_text() == "Same photo"
+    assert page.locator("[data-same-photo]").count() == 1
+    assert errors == []
+
+
 def test_an_8000_by_8000_phone_photo_is_shrunk_in_the_browser_and_searched(live_server, page, catalogue, shared_catalog, tmp_path):
     from PIL import Image
 
