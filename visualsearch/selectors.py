@@ -249,14 +249,15 @@ def images_same_photo(*, fingerprint: Fingerprint, vector: np.ndarray, model_nam
 
 
 def _nearest_rows_query(
-    *, vector: np.ndarray, dim: int, model_name: str, filters: ProductFilters, exclude: Collection[int], limit: int,
+    *, vector: np.ndarray, dim: int, model_name: str, filters: ProductFilters, exclude: Collection[int], limit: int | None,
     exact: bool = False, passing=None,
 ):
     """The canonical index rows nearest to ``vector`` whose product, or one of whose exact
     copies' products, passes ``filters``; ordered by the indexed distance. ``exact``: every
     row of the passing products instead, which the partial index does not cover, so the
     planner reads them through the products and sorts them (for filters that leave few).
-    ``passing``: ``products_matching(filters)`` when the caller already built it."""
+    ``passing``: ``products_matching(filters)`` when the caller already built it (or a subset
+    of it). ``limit`` None: every row."""
     passing = products_matching(filters) if passing is None else passing
     if exclude:
         # One array parameter, whatever the number of ids: the statement's text stays the same
@@ -446,21 +447,18 @@ def _hits_of_products(
     product_ids: Sequence[int], *, vector: np.ndarray, filters: ProductFilters | None, model_name: str | None
 ) -> list[Hit]:
     """Each of ``product_ids`` that is active and passes ``filters``, as a hit of its image
-    nearest to ``vector`` (read exactly, not through the index)."""
+    nearest to ``vector``: the exact read of ``_nearest_rows_query``, over those products only."""
     if not product_ids:
         return []
-    model_name = model_name or active_model_name()
+    filters = filters or ProductFilters()
     dim = int(vector.shape[-1])
-    rows = (
-        ImageEmbedding.objects.filter(model_name=model_name, dim=dim, product_id__in=list(product_ids),
-                                      product__in=products_matching(filters or ProductFilters()))
-        .annotate(distance=index.cosine_distance(dim, vector))
-        .order_by("distance", "image_id")
-        .values_list("product_id", "image_id", "distance")
+    rows = _nearest_rows_query(
+        vector=vector, dim=dim, model_name=model_name or active_model_name(), filters=filters, exclude=(), limit=None,
+        exact=True, passing=products_matching(filters).filter(id__in=list(product_ids)),
     )
     best: dict[int, Hit] = {}
-    for product_id, image_id, distance in rows:
-        best.setdefault(product_id, Hit(product_id, image_id, 1.0 - float(distance), None))
+    for product_id, image_id, distance, sha, has_copies in rows:
+        best.setdefault(product_id, Hit(product_id, image_id, 1.0 - float(distance), sha if has_copies else None))
     return list(best.values())
 
 

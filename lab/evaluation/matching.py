@@ -142,6 +142,10 @@ class Sets:
     select_gallery: list[datasets.CatalogItem]  # training side: chooses the colour weight
     select_views: list[tuple[datasets.CatalogItem, Path]]
     select_consumer: list[datasets.ConsumerPhoto]  # training side: chooses the floor
+    # Per gallery row, the rows holding the same bytes (itself included): a query that finds
+    # a twin has found the photo (datasets.identical_files; read once, every model uses them).
+    twins: list[set[int]] = field(default_factory=list)
+    select_twins: list[set[int]] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
 
 
@@ -187,6 +191,8 @@ def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
         select_gallery=select_gallery,
         select_views=views_of(datasets.sample(select_gallery, options.select_views, EVAL_SEED, "matching-select-views")),
         select_consumer=select_consumer,
+        twins=datasets.identical_files([g.path for g in gallery]),
+        select_twins=datasets.identical_files([g.path for g in select_gallery]),
     )
     log(f"hold-out of {options.holdout_model}: gallery {len(gallery):,}, copies {len(copies):,}, views {len(sets.views):,}, "
         f"consumer photos {len(consumer):,} (+ as many edits); selection (training side): {len(select_gallery):,} products, "
@@ -425,8 +431,7 @@ def _category_weight_choose(
     queries = vectors["select_consumer"][rows]
     relevant = np.stack([np.isin(types, list(mapping.article_types[sets.select_consumer[n].label])) for n in rows])
     row_of = {item.id: n for n, item in enumerate(sets.select_gallery)}
-    identical = datasets.identical_files([g.path for g in sets.select_gallery])
-    views_right = [identical[row_of[item.id]] for item, _ in sets.select_views]
+    views_right = [sets.select_twins[row_of[item.id]] for item, _ in sets.select_views]
 
     def p10_of(scores: np.ndarray) -> float:
         return float(_precision_at(_ranking(scores, TOP), relevant, 10).mean())
@@ -491,11 +496,10 @@ def model_report(
     same-photo pin."""
     gallery = vectors["gallery"]
     row_of = {item.id: row for row, item in enumerate(sets.gallery)}
-    identical = datasets.identical_files([item.path for item in sets.gallery])
     out: dict = {"dim": int(gallery.shape[1])}
-    copies_correct = [identical[row_of[c.id]] for c in sets.copies]
+    copies_correct = [sets.twins[row_of[c.id]] for c in sets.copies]
     out["copies_r1"] = _recall1(vectors["copies"], gallery, copies_correct)
-    views_correct = [identical[row_of[item.id]] for item, _ in sets.views]
+    views_correct = [sets.twins[row_of[item.id]] for item, _ in sets.views]
     out["views_r1"] = _recall1(vectors["views"], gallery, views_correct)
     pins = {group: same_photo_rows(prints[group], vectors[group], prints["gallery"], gallery)
             for group in ("copies", "views", "consumer")} if prints else {}
@@ -584,16 +588,15 @@ def model_report(
         return share, r1
 
     select_items = [item for item, _ in sets.select_views]
-    select_twins = datasets.identical_files([g.path for g in sets.select_gallery])
     trials = {w: colour_share(vectors["select_views"], vectors["select_gallery"], select_items, sets.select_gallery,
-                              colour["select_views"], colour["select_gallery"], w, select_twins) for w in COLOUR_WEIGHTS}
+                              colour["select_views"], colour["select_gallery"], w, sets.select_twins) for w in COLOUR_WEIGHTS}
     base_r1 = trials[0.0][1]
     weight = max((w for w, (_, r1) in trials.items() if r1 >= base_r1 - COLOUR_MAX_R1_LOSS), key=lambda w: trials[w][0])
     if settings is not None:
         weight = settings["colour_weight"]
     view_items = [item for item, _ in sets.views]
-    before = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], 0.0, identical)
-    after = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], weight, identical)
+    before = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], 0.0, sets.twins)
+    after = colour_share(vectors["views"], gallery, view_items, sets.gallery, colour["views"], colour["gallery"], weight, sets.twins)
     out["colour"] = {
         "weight": weight,
         "selection": {str(w): {"share": s, "views_r1": r} for w, (s, r) in trials.items()},

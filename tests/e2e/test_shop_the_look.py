@@ -91,6 +91,14 @@ def _upload(page, path) -> None:
     page.wait_for_function("document.querySelector('[data-photo]').naturalWidth > 0")
 
 
+def _search(page, live_server, path) -> None:
+    """Upload ``path`` on the shop-the-look page and send it; back on the kept search's page."""
+    page.goto(live_server.url + "/shop-the-look/")
+    _upload(page, path)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Find similar pieces").click()
+
+
 def _first_titles(page, n: int = 3) -> list[str]:
     return page.locator(".stl-card .card__title").all_inner_texts()[:n]
 
@@ -176,10 +184,7 @@ def test_two_garments_each_get_their_own_results(live_server, page, catalogue, s
     flat.save(path, quality=90)
 
     errors = _collect_errors(page)
-    page.goto(live_server.url + "/shop-the-look/")
-    _upload(page, path)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Find similar pieces").click()
+    _search(page, live_server, path)
     chips = page.locator("a.stl-chip")
     assert chips.count() == 3, page.locator(".stl-items").inner_text()  # the whole photo and two garments
     assert page.locator("a.stl-hotspot").count() == 2
@@ -207,10 +212,7 @@ def test_a_thumbnail_of_a_listing_finds_that_listing_first(live_server, page, ca
     path = tmp_path / "thumbnail.jpg"
     thumbnail.save(path, quality=75)
     errors = _collect_errors(page)
-    page.goto(live_server.url + "/shop-the-look/")
-    _upload(page, path)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Find similar pieces").click()
+    _search(page, live_server, path)
     first = page.locator(".stl-card").first
     assert first.locator(".card__title").inner_text() == "Nike Men Blue Training T-shirt"
     assert first.locator("[data-same-photo]").inner_text() == "Same photo"
@@ -242,10 +244,7 @@ def test_an_8000_by_8000_phone_photo_is_shrunk_in_the_browser_and_searched(live_
 def test_a_rate_limited_upload_keeps_the_photo(live_server, page, settings, shared_consumer_photos):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
         **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "shop_the_look": "1/min"}}
-    page.goto(live_server.url + "/shop-the-look/")
-    _upload(page, shared_consumer_photos / CONSUMER_PHOTO)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Find similar pieces").click()
+    _search(page, live_server, shared_consumer_photos / CONSUMER_PHOTO)
     page.goto(live_server.url + "/shop-the-look/")
     _upload(page, shared_consumer_photos / CONSUMER_PHOTO)
     page.get_by_role("button", name="Find similar pieces").click()
