@@ -31,6 +31,13 @@ def unit_hash(salt: str, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def validation_product(product_id: str, *, seed: int, fraction: float) -> bool:
+    """Whether a training-side product is held back for validation: by the embedding's training
+    (the per-epoch score) and its category classifier's, and by what the lab chooses for
+    serving on views of it (a product trained on is one the classifier knows by heart)."""
+    return unit_hash(f"{seed}:val", product_id) < fraction
+
+
 def validation_contributor(photo, *, seed: int, fraction: float) -> bool:
     """Whether a training-side consumer photo's contributor is held back for validation: by
     the embedding's training (the per-epoch score) and its category classifier's (calibration,

@@ -64,7 +64,7 @@ from lab.cache import VectorCache, encode_cached, file_key
 from lab.evaluation.quality import encoder_for, holdout_split
 from lab.metrics import exact_top_k
 from lab.reports import json_write, machine_info, md_table, text_table
-from lab.split import HoldoutSplit, validation_contributor
+from lab.split import HoldoutSplit, validation_contributor, validation_product
 from visualsearch.categories import (
     MIN_CATEGORY_PRODUCTS,
     VOTE_AUTO_THRESHOLD,
@@ -181,7 +181,19 @@ def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
     select_consumer = datasets.stratified_sample(
         [p for p in photos if not split.consumer_is_holdout(p.sender_id, p.id)], options.select_consumer_per_label, EVAL_SEED
     )
-    select_gallery = datasets.sample(train_side, options.select_products, EVAL_SEED, "matching-select")
+    # The selection's views are of products the model's training held back (its validation
+    # products), where it records them: views of a product trained on flatter the category
+    # classifier, which knows its type by heart (v10's 1,024-wide classifier lost no training-side
+    # view to a category term that cost the hold-out's views 0.021 of R@1). The rest of the
+    # selection gallery is the training side's.
+    held_back = validation_product_of(options.holdout_model)
+    pool = [item for item in train_side if held_back(item.id)] if held_back else train_side
+    view_items = datasets.sample(pool, options.select_views, EVAL_SEED, "matching-select-views")
+    chosen = {item.id for item in view_items}
+    others = datasets.sample([item for item in train_side if item.id not in chosen],
+                             max(options.select_products - len(view_items), 0), EVAL_SEED, "matching-select")
+    chosen |= {item.id for item in others}
+    select_gallery = [item for item in train_side if item.id in chosen]
     sets = Sets(
         gallery=gallery,
         copies=copies,
@@ -189,14 +201,14 @@ def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
         consumer=consumer,
         edits=[_made(edits_dir, p.id, lambda p=p: synthetic.photo_variant(Image.open(p.path), EVAL_SEED, p.id)) for p in consumer],
         select_gallery=select_gallery,
-        select_views=views_of(datasets.sample(select_gallery, options.select_views, EVAL_SEED, "matching-select-views")),
+        select_views=views_of(view_items),
         select_consumer=select_consumer,
         twins=datasets.identical_files([g.path for g in gallery]),
         select_twins=datasets.identical_files([g.path for g in select_gallery]),
     )
     log(f"hold-out of {options.holdout_model}: gallery {len(gallery):,}, copies {len(copies):,}, views {len(sets.views):,}, "
         f"consumer photos {len(consumer):,} (+ as many edits); selection (training side): {len(select_gallery):,} products, "
-        f"{len(sets.select_views):,} views, {len(select_consumer):,} consumer photos")
+        f"{len(sets.select_views):,} views{' of its validation products' if held_back else ''}, {len(select_consumer):,} consumer photos")
     return sets
 
 
@@ -399,16 +411,32 @@ def _top1_hits(scores: np.ndarray, correct_rows: Sequence[set[int]]) -> int:
     return sum(int(row in rows) for row, rows in zip(scores.argmax(axis=1), correct_rows, strict=True))
 
 
-def validation_consumer_of(name: str) -> Callable[[datasets.ConsumerPhoto], bool] | None:
-    """Whether a training-side consumer photo was held back by ``name``'s training for
-    validation (its contributor), by the seed and fraction its metadata records; None for a
-    model that records no split (an ImageNet backbone)."""
+def _validation_split(name: str) -> tuple[int, float] | None:
+    """(seed, fraction) of the validation ``name``'s training held back, as its metadata
+    records; None for a model that records no split (an ImageNet backbone)."""
     metadata = model_metadata(name)
     recipe = metadata.get("recipe") if isinstance(metadata.get("recipe"), dict) else {}
     if "seed" not in metadata or "val_fraction" not in recipe:
         return None
-    seed, fraction = int(metadata["seed"]), float(recipe["val_fraction"])
-    return lambda photo: validation_contributor(photo, seed=seed, fraction=fraction)
+    return int(metadata["seed"]), float(recipe["val_fraction"])
+
+
+def validation_consumer_of(name: str) -> Callable[[datasets.ConsumerPhoto], bool] | None:
+    """Whether a training-side consumer photo was held back by ``name``'s training for
+    validation (its contributor); None for a model that records no split."""
+    split = _validation_split(name)
+    if split is None:
+        return None
+    return lambda photo: validation_contributor(photo, seed=split[0], fraction=split[1])
+
+
+def validation_product_of(name: str) -> Callable[[str], bool] | None:
+    """Whether a training-side product (its id) was held back by ``name``'s training for
+    validation; None for a model that records no split."""
+    split = _validation_split(name)
+    if split is None:
+        return None
+    return lambda product_id: validation_product(product_id, seed=split[0], fraction=split[1])
 
 
 def _category_weight_choose(

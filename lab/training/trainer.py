@@ -38,6 +38,7 @@ from lab.split import (
     ids_digest,
     unit_hash,
     validation_contributor,
+    validation_product,
 )
 from lab.training import features as feats
 from lab.training.losses import category_loss, instance_loss, triplet_loss
@@ -110,6 +111,17 @@ class TrainConfig:
             raise TrainingError("tail_blocks must be >= 0, and trains blocks only with train_last_stage.")
         if self.precision not in ("float32", "bfloat16"):
             raise TrainingError(f"precision must be float32 or bfloat16, not {self.precision!r}")
+
+    @classmethod
+    def from_recipe(cls, name: str, recipe: dict, **overrides) -> TrainConfig:
+        """The config a model was trained with, from the ``recipe`` its metadata records
+        (``recipe()``'s keys; absent ones at today's defaults), with ``overrides`` (the split,
+        the cache folder: where it runs, not what it learns)."""
+        known = {f for f in cls.__dataclass_fields__ if f not in ("name", "split")}
+        values = {key: value for key, value in recipe.items() if key in known}
+        if isinstance(recipe.get("split"), dict):
+            values["split"] = HoldoutSplit.from_dict(recipe["split"])
+        return cls(name=name, **{**values, **overrides})
 
     def recipe(self) -> dict:
         """Everything that decides the weights (a resumed run must match it)."""
@@ -195,7 +207,7 @@ def training_data(config: TrainConfig) -> TrainData:
             queries.append(view)
             owner.append(row)
             kinds.append(kind)
-    val = np.array([unit_hash(f"{config.seed}:val", pid) < config.val_fraction for pid in chosen], dtype=bool)
+    val = np.array([validation_product(pid, seed=config.seed, fraction=config.val_fraction) for pid in chosen], dtype=bool)
 
     consumer_views, consumer_labels, consumer_val, held_consumer = [], [], [], 0
     mapping = datasets.label_mapping_load()

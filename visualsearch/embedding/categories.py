@@ -1,4 +1,5 @@
-"""A linear category classifier on a model's embedding (numpy only, no torch, no Django).
+"""A category classifier on a model's embedding (numpy only, no torch, no Django): a softmax
+directly over the embedding (the shipped models' heads), or over one hidden ReLU layer.
 
 Trained by the lab (``lab/training/categories.py``) on the catalogue's labels (the
 articleType of each training product's photo and its consumer-like views) and on the
@@ -21,7 +22,7 @@ CATEGORIES_FILE = "categories.npz"
 @dataclass(frozen=True)
 class CategoryHead:
     labels: tuple[str, ...]
-    weight: np.ndarray  # (classes, dim) float32
+    weight: np.ndarray  # (classes, hidden) float32; (classes, dim) without a hidden layer
     bias: np.ndarray  # (classes,) float32
     # Calibration and decision settings chosen on the training side's validation split
     # (the lab writes them with the weights): the softmax temperature, and the probability
@@ -29,14 +30,20 @@ class CategoryHead:
     temperature: float = 1.0
     auto_threshold: float = 0.5
     info: dict = field(default_factory=dict)
+    # The hidden ReLU layer: (hidden, dim) and (hidden,); None for a linear head.
+    hidden_weight: np.ndarray | None = None
+    hidden_bias: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
-        return int(self.weight.shape[1])
+        return int((self.weight if self.hidden_weight is None else self.hidden_weight).shape[1])
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """(n, classes) softmax probabilities for (n, dim) unit vectors."""
-        logits = (np.asarray(vectors, dtype=np.float32) @ self.weight.T + self.bias) / self.temperature
+        x = np.asarray(vectors, dtype=np.float32)
+        if self.hidden_weight is not None:
+            x = np.maximum(x @ self.hidden_weight.T + self.hidden_bias, 0.0)
+        logits = (x @ self.weight.T + self.bias) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -50,12 +57,16 @@ class CategoryHead:
 
 def save_category_head(folder: Path, head: CategoryHead) -> Path:
     path = Path(folder) / CATEGORIES_FILE
+    # Matrices float16 (a few hundred KB; float16 changes no decision, tested), vectors float32.
+    hidden = {} if head.hidden_weight is None else {
+        "hidden_weight": head.hidden_weight.astype(np.float16), "hidden_bias": head.hidden_bias.astype(np.float32)}
     np.savez(
         path,
         labels=np.array(head.labels),
-        weight=head.weight.astype(np.float16),  # a few hundred KB; float16 changes no decision (tested)
+        weight=head.weight.astype(np.float16),
         bias=head.bias.astype(np.float32),
         settings=np.array(json.dumps({"temperature": head.temperature, "auto_threshold": head.auto_threshold, **head.info})),
+        **hidden,
     )
     return path
 
@@ -74,4 +85,6 @@ def load_category_head(folder: Path) -> CategoryHead | None:
             temperature=float(settings.pop("temperature", 1.0)),
             auto_threshold=float(settings.pop("auto_threshold", 0.5)),
             info=settings,
+            hidden_weight=data["hidden_weight"].astype(np.float32) if "hidden_weight" in data else None,
+            hidden_bias=data["hidden_bias"].astype(np.float32) if "hidden_bias" in data else None,
         )

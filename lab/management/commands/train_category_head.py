@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lab.cli import cache_dir
 from lab.evaluation.quality import holdout_split
-from lab.training.categories import category_head_train
+from lab.training.categories import DROPOUT, HIDDEN, category_head_train
 from lab.training.trainer import TrainConfig
 from visualsearch.embedding import EmbedderConfigError, model_metadata
 
@@ -18,19 +18,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True, help="a fine-tuned model (its metadata.json gives backbone, split, views)")
+        parser.add_argument("--hidden", type=int, default=HIDDEN, help=f"a hidden ReLU layer this wide (default {HIDDEN}: linear)")
+        parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout around the hidden layer")
 
-    def handle(self, *args, model, **opts):
+    def handle(self, *args, model, hidden, dropout, **opts):
         metadata = model_metadata(model)
         if not metadata:
             raise CommandError(f"{model} is not a fine-tuned model with a metadata.json.")
-        recipe = metadata.get("recipe", {})
-        config = TrainConfig(
-            name=model, backbone=metadata["backbone"], views=recipe.get("views", 4), seed=recipe.get("seed", 0),
-            val_fraction=recipe.get("val_fraction", 0.1), thumbnails=recipe.get("thumbnails", False),
-            instance_weight=recipe.get("instance_weight", 0.0), instance_views=recipe.get("instance_views", 2),
-            split=holdout_split(model), cache_dir=cache_dir(None, "train"),
-        )
+        # Every setting of the recipe: the classifier reads the maps the model's own tail
+        # expects (tail_blocks), from the views its training made.
+        config = TrainConfig.from_recipe(model, metadata.get("recipe", {}), split=holdout_split(model), cache_dir=cache_dir(None, "train"))
         try:
-            category_head_train(model, config, log=self.stdout.write)
+            category_head_train(model, config, log=self.stdout.write, hidden=hidden, dropout=dropout)
         except (ValueError, EmbedderConfigError) as exc:
             raise CommandError(str(exc)) from exc

@@ -61,6 +61,20 @@ def test_train_then_evaluate_on_the_holdout(trained, tiny_data, tmp_path) -> Non
     assert recorded["sizes"] == result["sizes"] and "efficientnet_lite0" in recorded["compared_with"]
     assert "Hold-out of" in (tmp_path / "reports" / "evaluate_holdout.md").read_text()
 
+    # evaluate_matching chooses serving's settings on views of products the model's training
+    # held back (its classifier knows the type of every product it trained on by heart); the
+    # rest of the selection gallery is the training side's.
+    from lab.evaluation.matching import MatchingOptions, sets_build, validation_product_of
+
+    sets = sets_build(MatchingOptions(models=(NAME,), holdout_model=NAME, out_dir=tmp_path / "m", cache_dir=tmp_path / "mc",
+                                      catalog_dir=catalog, consumer_dir=consumer), log=lambda _: None)
+    held_back = validation_product_of(NAME)
+    view_ids = {item.id for item, _ in sets.select_views}
+    assert view_ids and all(held_back(i) for i in view_ids) and view_ids <= {g.id for g in sets.select_gallery}
+    assert any(not held_back(g.id) for g in sets.select_gallery)
+    assert not {g.id for g in sets.select_gallery} & {g.id for g in sets.gallery}
+    assert validation_product_of("efficientnet_lite0") is None  # an ImageNet backbone records no split
+
 
 @pytest.mark.django_db
 def test_embed_catalog_indexes_the_finetuned_model_beside_the_current_one(trained) -> None:

@@ -174,6 +174,14 @@ def test_training_the_last_block_too_serves_what_it_trained(tiny_data, feature_c
     from_cache = model_vectors("tiny-block", encoder, encoder.encode(images).astype(np.float16))
     np.testing.assert_allclose(from_cache, embedder.embed(images), atol=2e-3)
 
+    # train_category_head's config is the recorded recipe (tail_blocks included: the classifier
+    # reads the maps this model's tail takes), run from the caller's folders.
+    again = TrainConfig.from_recipe("tiny-block", metadata["recipe"], catalog_dir=config.catalog_dir, consumer_dir=config.consumer_dir,
+                                    models_dir=models_dir, cache_dir=config.cache_dir, device="cpu")
+    assert again == config
+    head = category_head_train("tiny-block", again, log=lambda _: None)
+    assert load_embedder("tiny-block").category_head.labels == head.labels
+
 
 def test_the_trunk_runs_in_onnx_runtime_with_torch_s_maps(tiny_data, tmp_path) -> None:
     from PIL import Image
