@@ -159,6 +159,21 @@ def category_scope(category: Category, *, min_products: int = MIN_CATEGORY_PRODU
     return node
 
 
+def category_holds_product(category: Category, *, product_id: int) -> bool:
+    """Whether the product is filed under ``category`` or one of its descendants (a search
+    narrowed to ``category`` can show it). One query for the product's category."""
+    leaf = Product.objects.filter(id=product_id).values_list("category_id", flat=True).first()
+    nodes = _shelves.get().nodes
+    seen: set[int] = set()
+    while leaf is not None and leaf not in seen:
+        if leaf == category.id:
+            return True
+        seen.add(leaf)
+        node = nodes.get(leaf)
+        leaf = node.parent_id if node is not None else None
+    return False
+
+
 def category_decide(*, vector: np.ndarray, model_name: str, auto: bool = True) -> CategoryDecision:
     """Guess the photo's category; with ``auto``, the category to narrow the search to when
     the guess is confident (None otherwise)."""

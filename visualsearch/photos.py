@@ -12,14 +12,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from shop.filters import ProductFilters
-from visualsearch.categories import CategoryDecision, category_decide
+from visualsearch.categories import CategoryDecision, category_decide, category_holds_product
 from visualsearch.colour import ColourProfile
 from visualsearch.embedding import load_embedder, model_metadata
 from visualsearch.selectors import (
     CategoryTerm,
     ProductMatch,
     active_model_name,
-    nearest_score,
+    nearest_product,
     product_search_by_vector,
 )
 
@@ -138,8 +138,8 @@ def photo_search(
     """Search with an embedded photo region: guess its category (and narrow the search to it
     when confident and the shopper chose none), rank by similarity plus the colour term and,
     unless the shopper chose a category or "any category", the category term, and keep what
-    clears the model's relevance floor. A guess narrows only while the catalogue's nearest
-    product is below the model's narrowing gate (``SearchSettings.narrow_gate``).
+    clears the model's relevance floor. A guess narrows while the catalogue's nearest product
+    is below the model's narrowing gate (``SearchSettings.narrow_gate``), or is inside the guess.
     ``same_photo``: listings whose photo this is (``images_same_photo``): they come first,
     above any floor, and the search is not narrowed to a guessed category (which could leave
     them out)."""
@@ -148,9 +148,12 @@ def photo_search(
     guessing = auto_category and not filters.category
     decision = category_decide(vector=vector, model_name=model_name, auto=guessing and not same_photo)
     if decision.applied is not None and tuned.narrow_gate <= 1.0:
-        nearest = nearest_score(vector=vector, model_name=model_name)
-        if nearest is not None and nearest >= tuned.narrow_gate:
-            decision = replace(decision, applied=None)  # most likely a photo of that product: keep it reachable
+        nearest = nearest_product(vector=vector, model_name=model_name)
+        # At or above the gate the photo is most likely of its nearest product: narrow only
+        # if that product stays reachable (it is inside the guess; then narrowing only clears
+        # other categories from below it).
+        if nearest is not None and nearest[0] >= tuned.narrow_gate and not category_holds_product(decision.applied, product_id=nearest[1]):
+            decision = replace(decision, applied=None)
     if decision.applied is not None:
         filters = replace(filters, category=decision.applied.slug)
     matches = product_search_by_vector(

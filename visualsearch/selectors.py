@@ -463,27 +463,27 @@ def _hits_of_products(
 
 
 @functools.lru_cache(maxsize=8)
-def _nearest_score_sql(dim: int) -> str:
+def _nearest_sql(dim: int) -> str:
     cast = index.vector_cast_sql(dim, "vector")
     query = f"CAST(%(vector)s AS halfvec({int(dim)}))"
     return (
-        f"SELECT 1 - ({cast} <=> {query}) FROM {ImageEmbedding._meta.db_table} "
+        f"SELECT 1 - ({cast} <=> {query}), product_id FROM {ImageEmbedding._meta.db_table} "
         f"WHERE model_name = %(model)s AND dim = %(dim)s AND is_canonical ORDER BY {cast} <=> {query} LIMIT 1"
     )
 
 
-def nearest_score(*, vector: np.ndarray, model_name: str | None = None) -> float | None:
-    """The cosine of the catalogue's nearest image to ``vector`` (None: nothing indexed), by
-    one plain index read with the connection's own HNSW settings: 0.75 ms against 3.1 ms
-    through ``nearest_hits`` (its transaction and settings; 150 consumer photos on the demo
-    catalogue, the same answer on both sides of 0.6 for all, 2026-12-07). Approximate, and
+def nearest_product(*, vector: np.ndarray, model_name: str | None = None) -> tuple[float, int] | None:
+    """(cosine, product id) of the catalogue's nearest image to ``vector`` (None: nothing
+    indexed), by one plain index read with the connection's own HNSW settings: 0.75 ms against
+    3.1 ms through ``nearest_hits`` (its transaction and settings; 150 consumer photos on the
+    demo catalogue, the same answer on both sides of 0.6 for all, 2026-12-07). Approximate, and
     every listing's rows count, hidden or not: for a decision, not for a result list."""
     model_name = model_name or active_model_name()
     dim = int(vector.shape[-1])
     with connections[router.db_for_read(ImageEmbedding)].cursor() as cursor:
-        cursor.execute(_nearest_score_sql(dim), {"vector": HalfVector(vector).to_text(), "model": model_name, "dim": dim})
+        cursor.execute(_nearest_sql(dim), {"vector": HalfVector(vector).to_text(), "model": model_name, "dim": dim})
         row = cursor.fetchone()
-    return float(row[0]) if row else None
+    return (float(row[0]), int(row[1])) if row else None
 
 
 def nearest_product_ids(

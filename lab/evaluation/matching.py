@@ -349,14 +349,15 @@ def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray,
 
 def _narrowed(scores: np.ndarray, guesses, scope, gate: float = np.inf) -> tuple[np.ndarray, int]:
     """``scores`` with every search whose guess is confident narrowed to its category's scope
-    (the rest -inf), unless its nearest product reaches the narrowing ``gate``, as serving
-    narrows them; and how many were."""
+    (the rest -inf), unless its nearest product reaches the narrowing ``gate`` and lies outside
+    that scope, as serving narrows them; and how many were."""
     nearest = scores.max(axis=1) if len(scores) else np.zeros(0)
+    top = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=int)
     scores = scores.copy()
     narrowed = 0
     for n, (label, probability, threshold) in enumerate(guesses):
-        mask = scope(label) if probability >= threshold and nearest[n] < gate else None
-        if mask is not None:
+        mask = scope(label) if probability >= threshold else None
+        if mask is not None and (nearest[n] < gate or mask[top[n]]):
             scores[n] = np.where(mask, scores[n], -np.inf)
             narrowed += 1
     return scores, narrowed

@@ -348,4 +348,14 @@ def test_a_confident_guess_does_not_narrow_away_the_product_a_photo_is_of(catalo
     gated, reads_gated = search(blend, 0.99)
     assert gated.category.applied == jeans and keys_of(gated.matches, catalogue) == keys_of(always.matches, catalogue)
     assert reads_gated == reads_always + 1  # one plain index read
-    assert selectors.nearest_score(vector=tee, model_name=model) == pytest.approx(1.0, abs=1e-3)
+    score, product_id = selectors.nearest_product(vector=tee, model_name=model)
+    assert score == pytest.approx(1.0, abs=1e-3) and product_id == catalogue.products["red_tee"].id
+
+    # A right guess narrows even above the gate: the photographed product is inside it, and
+    # only the other categories leave the list.
+    tees = catalogue.products["red_tee"].category
+    right = CategoryDecision(guesses=[], source="classifier", threshold=0.5, applied=tees, prior={tees.id: 0.95})
+    monkeypatch.setattr(photos, "category_decide", lambda **kwargs: right)
+    inside, _ = search(tee, 0.9)
+    assert inside.category.applied == tees and keys_of(inside.matches, catalogue)[0] == "red_tee"
+    assert all(catalogue.products[key].category == tees for key in keys_of(inside.matches, catalogue))

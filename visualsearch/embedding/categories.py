@@ -1,5 +1,5 @@
 """A category classifier on a model's embedding (numpy only, no torch, no Django): a softmax
-directly over the embedding (the shipped models' heads), or over one hidden ReLU layer.
+over one hidden ReLU layer (v10's), or directly over the embedding (earlier models').
 
 Trained by the lab (``lab/training/categories.py``) on the catalogue's labels (the
 articleType of each training product's photo and its consumer-like views) and on the

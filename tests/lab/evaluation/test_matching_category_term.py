@@ -36,7 +36,7 @@ def test_a_row_whose_best_score_reaches_the_gate_is_left_alone():
     assert out[1].argmax() == 1  # 0.45 < 0.5: the guess counts
 
 
-def test_a_confident_guess_narrows_only_below_the_narrowing_gate():
+def test_a_confident_guess_narrows_below_the_narrowing_gate_or_around_its_nearest_product():
     scores = np.array([[0.9, 0.5, 0.4], [0.55, 0.5, 0.3]])
     guesses = [("Jeans", 0.95, 0.5), ("Jeans", 0.95, 0.5)]
     jeans_only = lambda label: np.array([False, True, False])  # noqa: E731
@@ -46,3 +46,7 @@ def test_a_confident_guess_narrows_only_below_the_narrowing_gate():
     assert narrowed_gated == 1 and np.array_equal(gated[0], scores[0])  # 0.9 >= 0.6: a photo of that product
     assert np.isneginf(gated[1, [0, 2]]).all()  # 0.55 < 0.6: narrowed as before
     assert matching.NARROW_GATES[-1] > 1.0  # the last choice never gates
+    # A close nearest product inside the guess's scope stays reachable: narrowing goes ahead.
+    inside = lambda label: np.array([True, True, False])  # noqa: E731
+    kept, narrowed_inside = matching._narrowed(scores, guesses, inside, gate=0.6)
+    assert narrowed_inside == 2 and kept[0].argmax() == 0 and np.isneginf(kept[0, 2])
