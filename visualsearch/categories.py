@@ -161,17 +161,15 @@ def category_scope(category: Category, *, min_products: int = MIN_CATEGORY_PRODU
 
 def category_holds_product(category: Category, *, product_id: int) -> bool:
     """Whether the product is filed under ``category`` or one of its descendants (a search
-    narrowed to ``category`` can show it). One query for the product's category."""
-    leaf = Product.objects.filter(id=product_id).values_list("category_id", flat=True).first()
+    narrowed to ``category`` can show it). One query for the product's category; its ancestors
+    come from the cached tree, as ``category_scope`` walks it (``shop.filters.
+    category_descendant_ids`` would read the whole tree again on this hot path)."""
+    node_id = Product.objects.filter(id=product_id).values_list("category_id", flat=True).first()
     nodes = _shelves.get().nodes
-    seen: set[int] = set()
-    while leaf is not None and leaf not in seen:
-        if leaf == category.id:
-            return True
-        seen.add(leaf)
-        node = nodes.get(leaf)
-        leaf = node.parent_id if node is not None else None
-    return False
+    while node_id is not None and node_id != category.id:
+        node = nodes.get(node_id)
+        node_id = node.parent_id if node is not None else None
+    return node_id is not None
 
 
 def category_decide(*, vector: np.ndarray, model_name: str, auto: bool = True) -> CategoryDecision:

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True, help="a fine-tuned model (its metadata.json gives backbone, split, views)")
-        parser.add_argument("--hidden", type=int, default=HIDDEN, help=f"a hidden ReLU layer this wide (default {HIDDEN}: linear)")
+        parser.add_argument("--hidden", type=int, default=HIDDEN, help=f"a hidden ReLU layer this wide (default {HIDDEN}; 0: a linear head)")
         parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout around the hidden layer")
 
     def handle(self, *args, model, hidden, dropout, **opts):
