@@ -30,6 +30,9 @@ class ProductFilters:
     max_price: Decimal | None = None
     merchant: str | None = None  # a merchant slug
     q: str | None = None  # words in the title or description
+    # Category slugs, any of them (and their descendants): the scope of a photo search narrowed
+    # to a guess and its next likely guesses (visualsearch.categories.narrowing_scope).
+    categories: tuple[str, ...] = ()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> ProductFilters:
@@ -37,7 +40,7 @@ class ProductFilters:
         out: dict[str, Any] = {}
         for field in fields(cls):
             value = values.get(field.name)
-            out[field.name] = None if value in ("", None) else value
+            out[field.name] = field.default if value in ("", None) else value
         return cls(**out)
 
     @property
@@ -52,12 +55,20 @@ class ProductFilters:
 
 def category_descendant_ids(*, category: Category) -> list[int]:
     """Ids of ``category`` and everything below it. The tree is small (a few hundred nodes)."""
+    return categories_descendant_ids(category_ids=[category.id])
+
+
+def categories_descendant_ids(*, category_ids: list[int]) -> list[int]:
+    """Ids of the categories ``category_ids`` and everything below them (one read of the tree)."""
     children: dict[int | None, list[int]] = {}
     for node_id, parent_id in Category.objects.values_list("id", "parent_id"):
         children.setdefault(parent_id, []).append(node_id)
-    result, stack = [], [category.id]
+    result, seen, stack = [], set(), list(category_ids)
     while stack:
         node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
         result.append(node)
         stack.extend(children.get(node, []))
     return result
@@ -69,6 +80,9 @@ def product_filter_q(filters: ProductFilters) -> Q:
     if filters.category:
         category = Category.objects.filter(slug=filters.category).first()
         q &= Q(category_id__in=category_descendant_ids(category=category) if category else [])
+    if filters.categories:
+        found = list(Category.objects.filter(slug__in=filters.categories).values_list("id", flat=True))
+        q &= Q(category_id__in=categories_descendant_ids(category_ids=found) if found else [])
     if filters.gender:
         q &= Q(gender=filters.gender)
     if filters.colour:

@@ -8,8 +8,9 @@ Two sources, best first:
   a vote of the photo's nearest products, weighted by similarity.
 
 A guess is used to narrow the search when it is confident (``auto_category``); a category
-too small to fill a page is widened to its parent, so "Dresses" with five products becomes
-its parent's shelf rather than a page of five.
+too small to fill a page is widened first by the next likely guesses, so "Dresses" with five
+products becomes Dresses and Kurtis when the classifier sees a kurti next, and only when those
+do not fill a page either, to its parent's shelf (``narrowing_scope``).
 """
 
 from __future__ import annotations
@@ -55,13 +56,26 @@ class CategoryDecision:
     source: str  # "classifier" or "neighbours"
     threshold: float  # the probability above which the top guess narrows the search
     applied: Category | None  # the category the search is narrowed to (the guess, or its parent)
+    # Every category the search is narrowed to: ``applied`` alone, or the guess and the next
+    # likely guesses when the guess alone is too small (``narrowing_scope``); empty when not narrowed.
+    scope: tuple[Category, ...] = ()
     # The classifier's probability of every category it knows (category id -> probability),
     # for the search's category term; empty for the neighbour vote, whose weight was never measured.
     prior: dict[int, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.applied is not None and not self.scope:  # narrowed to one category
+            object.__setattr__(self, "scope", (self.applied,))
+
     @property
     def top(self) -> CategoryGuess | None:
         return self.guesses[0] if self.guesses else None
+
+    @property
+    def scope_label(self) -> str:
+        """The narrowed scope for the shopper: "Dresses", "Dresses and Kurtis", "A, B and C"."""
+        names = [c.name for c in self.scope]
+        return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 class _Shelves:
@@ -159,14 +173,43 @@ def category_scope(category: Category, *, min_products: int = MIN_CATEGORY_PRODU
     return node
 
 
-def category_holds_product(category: Category, *, product_id: int) -> bool:
-    """Whether the product is filed under ``category`` or one of its descendants (a search
-    narrowed to ``category`` can show it). One query for the product's category; its ancestors
-    come from the cached tree, as ``category_scope`` walks it (``shop.filters.
+def narrowing_scope(guesses: list[CategoryGuess], *, min_products: int = MIN_CATEGORY_PRODUCTS) -> tuple[Category, tuple[Category, ...]]:
+    """(the category a search narrowed to the top guess is shown as, the categories it
+    searches): the top guess alone when it holds ``min_products`` active products; else the
+    guesses in the classifier's order (``category_decide`` passes the GUESSES_SHOWN likeliest,
+    however unlikely: the next guess is a better neighbour than the tree's whole department)
+    until together they hold that many; else, as before, the top guess's nearest ancestor
+    holding that many (``category_scope``).
+
+    Why the guesses before the tree: the catalogue files a small category under a wide parent
+    (Dresses, 4 products of v10's hold-out, under Apparel, 1,097), so the parent's page is
+    mostly other garments, while the classifier's next guesses for a dress photo are the
+    dress-like ones (Kurtis). On v10's hold-out: top 8 of the garment's type 0.773 -> 0.800,
+    P@10 0.767 -> 0.797 (docs/benchmarks.md, "A small guessed category widened by the next
+    guesses")."""
+    top = guesses[0].category
+    sizes = _shelves.get().sizes
+    if sizes.get(top.id, 0) >= min_products:
+        return top, (top,)
+    chosen: list[Category] = []
+    for guess in guesses:
+        if sizes.get(guess.category.id, 0) and guess.category not in chosen:
+            chosen.append(guess.category)
+        if sum(sizes.get(c.id, 0) for c in chosen) >= min_products:
+            return top, tuple(chosen)
+    wide = category_scope(top, min_products=min_products)
+    return wide, (wide,)
+
+
+def category_holds_product(categories: tuple[Category, ...], *, product_id: int) -> bool:
+    """Whether the product is filed under one of ``categories`` or their descendants (a search
+    narrowed to them can show it). One query for the product's category; its ancestors come
+    from the cached tree, as ``category_scope`` walks it (``shop.filters.
     category_descendant_ids`` would read the whole tree again on this hot path)."""
     node_id = Product.objects.filter(id=product_id).values_list("category_id", flat=True).first()
     nodes = _shelves.get().nodes
-    while node_id is not None and node_id != category.id:
+    wanted = {c.id for c in categories}
+    while node_id is not None and node_id not in wanted:
         node = nodes.get(node_id)
         node_id = node.parent_id if node is not None else None
     return node_id is not None
@@ -181,8 +224,8 @@ def category_decide(*, vector: np.ndarray, model_name: str, auto: bool = True) -
     if not guesses:
         guesses, source, threshold = _from_neighbours(vector, model_name), "neighbours", VOTE_AUTO_THRESHOLD
     shown = [g for g in guesses[:GUESSES_SHOWN] if g.probability >= MIN_GUESS_PROBABILITY] or guesses[:1]
-    applied = None
+    applied, scope = None, ()
     if auto and shown and shown[0].probability >= threshold:
-        applied = category_scope(shown[0].category)
+        applied, scope = narrowing_scope(guesses[:GUESSES_SHOWN])
     prior = {g.category.id: g.probability for g in guesses} if source == "classifier" else {}
-    return CategoryDecision(guesses=shown, source=source, threshold=threshold, applied=applied, prior=prior)
+    return CategoryDecision(guesses=shown, source=source, threshold=threshold, applied=applied, prior=prior, scope=scope)

@@ -152,10 +152,10 @@ def photo_search(
         # At or above the gate the photo is most likely of its nearest product: narrow only
         # if that product stays reachable (it is inside the guess; then narrowing only clears
         # other categories from below it).
-        if nearest is not None and nearest[0] >= tuned.narrow_gate and not category_holds_product(decision.applied, product_id=nearest[1]):
-            decision = replace(decision, applied=None)
+        if nearest is not None and nearest[0] >= tuned.narrow_gate and not category_holds_product(decision.scope, product_id=nearest[1]):
+            decision = replace(decision, applied=None, scope=())
     if decision.applied is not None:
-        filters = replace(filters, category=decision.applied.slug)
+        filters = replace(filters, categories=tuple(c.slug for c in decision.scope))
     matches = product_search_by_vector(
         vector=vector, k=k, filters=filters, model_name=model_name, colour=colour, colour_weight=tuned.colour_weight,
         category=CategoryTerm(decision.prior, tuned.category_weight, tuned.category_gate) if guessing else None,

@@ -284,6 +284,13 @@ class SearchItemSerializer(serializers.Serializer):
     category_applied = serializers.SlugField(
         allow_null=True, help_text="The category the search was narrowed to (a confident guess, widened when small), or null."
     )
+    categories_applied = serializers.ListField(
+        child=serializers.SlugField(),
+        help_text=(
+            "Every category the search was narrowed to: `category_applied` alone, or that guess and the next likely "
+            "guesses when it holds too few products to fill a page; empty when not narrowed."
+        ),
+    )
     nothing_close = serializers.BooleanField(help_text="Products passed the filters, but none is close enough to be a match.")
     results = PhotoMatchSerializer(many=True)
 
@@ -314,6 +321,7 @@ def image_search_data(*, search, answers: list, scale: float, request: Any) -> d
                 for g in decision.guesses
             ],
             "category_applied": decision.applied.slug if decision.applied else None,
+            "categories_applied": [c.slug for c in decision.scope] if decision.applied else [],
             "nothing_close": bool(answer.outcome.nothing_close),
             "results": [photo_match_data(match, request=request) for match in answer.outcome.matches],
         }

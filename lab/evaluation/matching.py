@@ -6,9 +6,10 @@ catalogue photos):
 
 * **copies R@1** and **consumer-like views R@1** (as ``evaluate``);
 * **consumer photos -> category P@10**, plain, and **with the system**: the model's category
-  classifier narrows the search to its guess when confident (widened to the parent when the
-  category holds fewer than ``MIN_CATEGORY_PRODUCTS`` gallery products), as the storefront
-  does; for a model without a classifier, the nearest-neighbour vote serving uses;
+  classifier narrows the search to its guess when confident (widened by its next guesses, then
+  to the parent, when the category holds fewer than ``MIN_CATEGORY_PRODUCTS`` gallery products:
+  ``categories.narrowing_scope``), as the storefront does; for a model without a classifier, the
+  nearest-neighbour vote serving uses;
 * **top-8 garment share**: the share of the top 8 of the same garment type, whole photo, no
   filters, with the system (P@8);
 * **top-1 category accuracy** of the classifier on held-out consumer photos, per label;
@@ -66,6 +67,7 @@ from lab.metrics import exact_top_k
 from lab.reports import json_write, machine_info, md_table, text_table
 from lab.split import HoldoutSplit, validation_contributor, validation_product
 from visualsearch.categories import (
+    GUESSES_SHOWN,
     MIN_CATEGORY_PRODUCTS,
     VOTE_AUTO_THRESHOLD,
     VOTE_NEIGHBOURS,
@@ -304,18 +306,25 @@ def _recall1(queries: np.ndarray, gallery: np.ndarray, correct_rows: Sequence[se
     return float(np.mean([row in rows for row, rows in zip(top, correct_rows, strict=True)])) if len(top) else float("nan")
 
 
-def _scope_masks(gallery: Sequence[datasets.CatalogItem]) -> Callable[[str], np.ndarray | None]:
-    """label (articleType) -> the gallery rows a narrowed search would keep (widened to the
-    sub-category, then the master category, while fewer than MIN_CATEGORY_PRODUCTS)."""
+def _scope_masks(gallery: Sequence[datasets.CatalogItem]) -> Callable[[Sequence[str]], np.ndarray | None]:
+    """the likeliest guesses (articleTypes, most likely first) -> the gallery rows a search narrowed
+    to the first would keep, as ``categories.narrowing_scope`` widens it while it holds fewer
+    than MIN_CATEGORY_PRODUCTS: by the next guesses, else to the sub-category, then the master
+    category."""
     types = np.array([g.article_type for g in gallery])
     subs = np.array([g.sub_category for g in gallery])
     masters = np.array([g.master_category for g in gallery])
     parent = {g.article_type: (g.sub_category, g.master_category) for g in gallery}
 
-    def scope(label: str) -> np.ndarray | None:
+    def scope(labels: Sequence[str]) -> np.ndarray | None:
+        label = labels[0]
         mask = types == label
         if mask.sum() >= MIN_CATEGORY_PRODUCTS or label not in parent:
             return mask if mask.any() else None
+        for n in range(1, len(labels)):
+            union = np.isin(types, list(labels[: n + 1]))
+            if union.sum() >= MIN_CATEGORY_PRODUCTS:
+                return union
         sub, master = parent[label]
         mask = subs == sub
         if mask.sum() >= MIN_CATEGORY_PRODUCTS:
@@ -327,12 +336,16 @@ def _scope_masks(gallery: Sequence[datasets.CatalogItem]) -> Callable[[str], np.
 
 
 def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray, gallery: Sequence[datasets.CatalogItem]):
-    """(label, probability, threshold) per query: the classifier's guess, or the neighbour vote."""
+    """(label, probability, threshold, the GUESSES_SHOWN likeliest labels, most likely first)
+    per query: the classifier's guess, or the neighbour vote."""
     head = load_embedder(name).category_head
     if head is not None:
         probs = head.probabilities(vectors)
-        top = probs.argmax(axis=1)
-        return [(head.labels[i], float(probs[n, i]), head.auto_threshold) for n, i in enumerate(top)], "classifier"
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :GUESSES_SHOWN]
+        return [
+            (head.labels[row[0]], float(probs[n, row[0]]), head.auto_threshold, tuple(head.labels[i] for i in row))
+            for n, row in enumerate(order)
+        ], "classifier"
     types = np.array([g.article_type for g in gallery])
     out = []
     scores = vectors @ gallery_vectors.T
@@ -342,8 +355,9 @@ def _system_guesses(name: str, vectors: np.ndarray, gallery_vectors: np.ndarray,
         votes: dict[str, float] = {}
         for t, w in zip(types[nearest], weights, strict=True):
             votes[t] = votes.get(t, 0.0) + float(w)
-        label = max(votes, key=votes.get)
-        out.append((label, votes[label] / sum(votes.values()), VOTE_AUTO_THRESHOLD))
+        total = sum(votes.values())
+        ranked = sorted(((t, w / total) for t, w in votes.items()), key=lambda tw: -tw[1])
+        out.append((ranked[0][0], ranked[0][1], VOTE_AUTO_THRESHOLD, tuple(t for t, _ in ranked[:GUESSES_SHOWN])))
     return out, "neighbours"
 
 
@@ -355,8 +369,8 @@ def _narrowed(scores: np.ndarray, guesses, scope, gate: float = np.inf) -> tuple
     top = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=int)
     scores = scores.copy()
     narrowed = 0
-    for n, (label, probability, threshold) in enumerate(guesses):
-        mask = scope(label) if probability >= threshold else None
+    for n, (_, probability, threshold, shown) in enumerate(guesses):
+        mask = scope(shown) if probability >= threshold else None
         if mask is not None and (nearest[n] < gate or mask[top[n]]):
             scores[n] = np.where(mask, scores[n], -np.inf)
             narrowed += 1
@@ -569,7 +583,7 @@ def model_report(
     system = _ranking(_pinned(_category_term(narrowed_scores, prior, category_weight, category_gate), consumer_pins), TOP)
     without = _ranking(_pinned(narrowed_scores, consumer_pins), TOP)
     labels = [sets.consumer[n].label for n in usable]
-    top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, _, _), lab in zip(guesses, labels, strict=True)])
+    top1_hit = np.array([label in mapping.article_types.get(lab, ()) for (label, *_), lab in zip(guesses, labels, strict=True)])
     out["system"] = {
         "category_source": source,
         "narrowed_share": narrowed / max(len(guesses), 1),

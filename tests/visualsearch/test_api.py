@@ -219,6 +219,8 @@ def test_the_garments_of_a_photo_are_items_with_their_own_results(client, catalo
         assert 0 <= box["x"] and box["x"] + box["w"] <= 2 * width + 3 * 40 + 1 and box["y"] + box["h"] <= height + 2 * 40 + 1
         assert item["categories"] and 0 < item["categories"][0]["probability"] <= 1
         assert item["category_applied"] in (None, *(c["slug"] for c in item["categories"]), "apparel", "apparel-topwear", "footwear")
+        # Every category searched: the one shown first, then the next guesses that filled the page.
+        assert item["categories_applied"][:1] == ([item["category_applied"]] if item["category_applied"] else [])
     assert body["search_url"] == f"http://testserver/shop-the-look/{body['search_id']}/"
     assert client.get(body["search_url"]).status_code == 200
 
@@ -230,6 +232,7 @@ def test_an_explicit_category_overrides_the_guess(client, catalogue):
     p = catalogue.products
     assert found == {p[k].id for k in ("red_tee", "navy_tee", "yellow_tee", "green_shirt", "pink_shirt")}
     assert body["items"][0]["category_applied"] is None  # the shopper's category, not a guess
+    assert body["items"][0]["categories_applied"] == []
 
 
 def test_a_box_is_one_item(client, catalogue):

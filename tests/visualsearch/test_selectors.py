@@ -359,3 +359,52 @@ def test_a_confident_guess_does_not_narrow_away_the_product_a_photo_is_of(catalo
     inside, _ = search(tee, 0.9)
     assert inside.category.applied == tees and keys_of(inside.matches, catalogue)[0] == "red_tee"
     assert all(catalogue.products[key].category == tees for key in keys_of(inside.matches, catalogue))
+
+
+def test_a_small_guessed_category_is_widened_by_the_next_guesses_before_its_parent(catalogue, monkeypatch):
+    """A guess holding too few products for a page takes the next guesses (the ones the chip
+    offers) in order until together they hold enough; only when they cannot, the tree's
+    parent, as before. The search then shows those categories only."""
+    from visualsearch.categories import CategoryGuess, category_holds_product, narrowing_scope, shelves_forget
+
+    shelves_forget()
+    c = catalogue.categories
+    guesses = [CategoryGuess(c["jeans"], 0.7), CategoryGuess(c["shirts"], 0.2), CategoryGuess(c["tshirts"], 0.1)]
+    assert narrowing_scope(guesses, min_products=4) == (c["jeans"], (c["jeans"], c["shirts"]))  # 2 + 2 products
+    assert narrowing_scope(guesses, min_products=2) == (c["jeans"], (c["jeans"],))  # big enough alone
+    assert narrowing_scope(guesses, min_products=7)[1] == (c["jeans"], c["shirts"], c["tshirts"])  # 2 + 2 + 3
+    assert narrowing_scope(guesses, min_products=8) == (c["apparel"], (c["apparel"],))  # 7 < 8: the tree
+    assert narrowing_scope(guesses[:1], min_products=4) == (c["apparel"], (c["apparel"],))  # Bottomwear holds 2
+
+    decision = CategoryDecision(guesses=guesses, source="classifier", threshold=0.5, applied=c["jeans"],
+                                prior={}, scope=(c["jeans"], c["shirts"]))
+    assert decision.scope_label == "Jeans and Shirts"
+    assert CategoryDecision(guesses=[], source="classifier", threshold=0.5, applied=c["jeans"]).scope == (c["jeans"],)
+    assert category_holds_product(decision.scope, product_id=catalogue.products["pink_shirt"].id)
+    assert not category_holds_product(decision.scope, product_id=catalogue.products["red_tee"].id)
+
+    monkeypatch.setattr(photos, "category_decide", lambda **kwargs: decision)
+    monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(
+        colour_weight=0.0, relevance_floor=-1.0, narrow_gate=2.0))
+    tee = photo_embed(image=pil(catalogue.images["red_tee"]))
+    found = keys_of(photos.photo_search(vector=tee, colour=None, k=6, model_name=selectors.active_model_name()).matches, catalogue)
+    assert sorted(found) == ["black_jeans", "blue_jeans", "green_shirt", "pink_shirt"]
+
+
+def test_filters_of_several_categories_pass_any_of_them():
+    from shop.filters import product_filter_q
+    from shop.models import Product as P
+
+    topwear = CategoryFactory(name="Topwear", slug="tw")
+    tees = CategoryFactory(name="Tees", slug="tw-tees", parent=topwear)
+    jeans = CategoryFactory(name="Jeans", slug="jeans")
+    shoes = CategoryFactory(name="Shoes", slug="shoes")
+    made = {slug: ProductFactory(category=cat).id for slug, cat in (("tee", tees), ("jeans", jeans), ("shoes", shoes))}
+
+    def passing(**kwargs) -> set[int]:
+        return set(P.objects.filter(product_filter_q(ProductFilters(**kwargs))).values_list("id", flat=True))
+
+    assert passing(categories=("tw", "jeans")) == {made["tee"], made["jeans"]}  # descendants count
+    assert passing(categories=("nope",)) == set()  # an unknown slug matches nothing
+    assert passing(categories=("jeans",), category="tw") == set()  # both must hold
+    assert ProductFilters.from_values({"category": ""}).is_empty

@@ -271,3 +271,21 @@ def test_moving_boxes_is_rate_limited_with_a_clear_answer(client, url, catalogue
 
 def test_other_methods_are_refused(client, url):
     assert client.put(url).status_code == 405
+
+
+def test_a_search_narrowed_to_several_categories_says_which(client, url, catalogue, monkeypatch):
+    """A small guessed category widened by the next guesses (``narrowing_scope``): the page
+    names every category it shows, and shows only those."""
+    from visualsearch import photos
+    from visualsearch.categories import CategoryDecision, CategoryGuess
+
+    c = catalogue.categories
+    guesses = [CategoryGuess(c["jeans"], 0.7), CategoryGuess(c["shirts"], 0.2)]
+    decision = CategoryDecision(guesses=guesses, source="classifier", threshold=0.5, applied=c["jeans"],
+                                scope=(c["jeans"], c["shirts"]))
+    monkeypatch.setattr(photos, "category_decide", lambda **kwargs: decision)
+    monkeypatch.setattr(photos, "search_settings", lambda name: photos.SearchSettings(
+        colour_weight=0.0, relevance_floor=-1.0, narrow_gate=2.0))
+    page = search(client, url, catalogue.images["red_tee"])
+    assert "showing Jeans and Shirts only" in page.content.decode()
+    assert set(result_slugs(page)) == {"black-jeans", "blue-jeans", "green-shirt", "pink-shirt"}

@@ -218,7 +218,7 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
            + (f"with gate {search['category_gate']}" if search.get("category_gate", 2.0) <= 1 else "on every search (no gate)")
            if "category_weight" in search else "")
         + (f", a confident category guess narrows the search below a nearest cosine of {search['narrow_gate']} "
-           "or when the nearest product is inside the guess"
+           "or when the nearest product is inside the guess, a guessed category too small for a page widened by the next guesses"
            if search.get("narrow_gate", 2.0) <= 1 else "")
         + f". Category classifier: {json.dumps(head.get('validation', {}))}.",
         "",

@@ -38,8 +38,8 @@ def test_a_row_whose_best_score_reaches_the_gate_is_left_alone():
 
 def test_a_confident_guess_narrows_below_the_narrowing_gate_or_around_its_nearest_product():
     scores = np.array([[0.9, 0.5, 0.4], [0.55, 0.5, 0.3]])
-    guesses = [("Jeans", 0.95, 0.5), ("Jeans", 0.95, 0.5)]
-    jeans_only = lambda label: np.array([False, True, False])  # noqa: E731
+    guesses = [("Jeans", 0.95, 0.5, ("Jeans",)), ("Jeans", 0.95, 0.5, ("Jeans",))]
+    jeans_only = lambda labels: np.array([False, True, False])  # noqa: E731
     always, narrowed_always = matching._narrowed(scores, guesses, jeans_only)
     gated, narrowed_gated = matching._narrowed(scores, guesses, jeans_only, gate=0.6)
     assert narrowed_always == 2 and always[0].argmax() == 1
@@ -47,6 +47,26 @@ def test_a_confident_guess_narrows_below_the_narrowing_gate_or_around_its_neares
     assert np.isneginf(gated[1, [0, 2]]).all()  # 0.55 < 0.6: narrowed as before
     assert matching.NARROW_GATES[-1] > 1.0  # the last choice never gates
     # A close nearest product inside the guess's scope stays reachable: narrowing goes ahead.
-    inside = lambda label: np.array([True, True, False])  # noqa: E731
+    inside = lambda labels: np.array([True, True, False])  # noqa: E731
     kept, narrowed_inside = matching._narrowed(scores, guesses, inside, gate=0.6)
     assert narrowed_inside == 2 and kept[0].argmax() == 0 and np.isneginf(kept[0, 2])
+
+
+def test_a_small_guessed_type_is_widened_by_the_next_guesses_as_serving_widens_it():
+    """``_scope_masks`` mirrors ``categories.narrowing_scope``: the likeliest guesses, in order,
+    until together they hold MIN_CATEGORY_PRODUCTS gallery products; else the sub-category,
+    then the master category."""
+    from lab import datasets
+    from visualsearch.categories import MIN_CATEGORY_PRODUCTS as MIN
+
+    def item(n: int, article_type: str, sub: str, master: str = "Apparel"):
+        return datasets.CatalogItem(id=str(n), path=None, article_type=article_type, sub_category=sub,
+                                    master_category=master, gender="Women")
+
+    gallery = ([item(n, "Dresses", "Dress") for n in range(3)] + [item(10 + n, "Kurtis", "Topwear") for n in range(MIN - 3)]
+               + [item(100 + n, "Tshirts", "Topwear") for n in range(MIN)])
+    scope = matching._scope_masks(gallery)
+    types = np.array([g.article_type for g in gallery])
+    assert np.array_equal(scope(("Dresses", "Kurtis", "Tshirts")), np.isin(types, ["Dresses", "Kurtis"]))
+    assert np.array_equal(scope(("Tshirts", "Dresses")), types == "Tshirts")  # big enough alone
+    assert np.array_equal(scope(("Dresses",)), np.ones(len(gallery), bool))  # the sub-category is small: Apparel
