@@ -150,8 +150,8 @@ def photo_search(
     if decision.applied is not None and tuned.narrow_gate <= 1.0:
         nearest = nearest_product(vector=vector, model_name=model_name)
         # At or above the gate the photo is most likely of its nearest product: narrow only
-        # if that product stays reachable (it is inside the guess; then narrowing only clears
-        # other categories from below it).
+        # if that product stays reachable (it is inside the scope searched; then narrowing only
+        # clears other categories from below it).
         if nearest is not None and nearest[0] >= tuned.narrow_gate and not category_holds_product(decision.scope, product_id=nearest[1]):
             decision = replace(decision, applied=None, scope=())
     if decision.applied is not None:

@@ -321,7 +321,7 @@ def image_search_data(*, search, answers: list, scale: float, request: Any) -> d
                 for g in decision.guesses
             ],
             "category_applied": decision.applied.slug if decision.applied else None,
-            "categories_applied": [c.slug for c in decision.scope] if decision.applied else [],
+            "categories_applied": [c.slug for c in decision.scope],  # empty when not narrowed
             "nothing_close": bool(answer.outcome.nothing_close),
             "results": [photo_match_data(match, request=request) for match in answer.outcome.matches],
         }

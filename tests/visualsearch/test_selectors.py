@@ -362,8 +362,8 @@ def test_a_confident_guess_does_not_narrow_away_the_product_a_photo_is_of(catalo
 
 
 def test_a_small_guessed_category_is_widened_by_the_next_guesses_before_its_parent(catalogue, monkeypatch):
-    """A guess holding too few products for a page takes the next guesses (the ones the chip
-    offers) in order until together they hold enough; only when they cannot, the tree's
+    """A guess holding too few products for a page takes the next guesses (the classifier's
+    likeliest, whatever their probability) in order until together they hold enough; only when they cannot, the tree's
     parent, as before. The search then shows those categories only."""
     from visualsearch.categories import CategoryGuess, category_holds_product, narrowing_scope, shelves_forget
 
