@@ -109,7 +109,7 @@ def look_create(*, photo: Image.Image, locate: bool = True) -> PhotoSearch:
     kept, data = _stored(photo)
     regions = locate_garments(kept) if locate else []
     crops = [kept] + [kept.crop(search_box(r.box, kept.width, kept.height, r.context)) for r in regions]
-    vectors = load_embedder(model_name).embed(crops)
+    vectors = load_embedder(model_name).embed_queries(crops, whole=[True] + [False] * len(regions))
     items = [_item_json(WHOLE, (0, 0, kept.width, kept.height), 1.0, vectors[0], garment_profile(kept), model_name)]
     # A saved product picture, a screenshot or a thumbnail of a listing: that listing first.
     items[0]["same_photo"] = [
@@ -199,7 +199,8 @@ def look_results(
             chosen_kind, chosen_box, score, context, same_photo, index = (
                 chosen.kind, chosen.box, chosen.score, chosen.context, chosen.same_photo, chosen.index
             )
-        vector = load_embedder(model_name).embed([image.crop(search_box(chosen_box, image.width, image.height, context))])[0]
+        region = image.crop(search_box(chosen_box, image.width, image.height, context))
+        vector = load_embedder(model_name).embed_queries([region], whole=[chosen_kind == WHOLE])[0]
         colour = garment_profile(image, chosen_box)
         categories, threshold = _decision_json(vector, model_name)
         target = LookItem(index=index, kind=chosen_kind, box=tuple(chosen_box), score=score, vector=vector, colour=colour,

@@ -80,9 +80,10 @@ def _crop(image: Image.Image, box: Box | None) -> tuple[Image.Image, tuple[int, 
 
 
 def photo_embed(*, image: Image.Image, box: Box | None = None, model_name: str | None = None) -> np.ndarray:
-    """Embed an uploaded photo (a PIL image), cropped to ``box`` when given."""
+    """Embed an uploaded photo (a PIL image) as a query (``Embedder.embed_queries``: the whole
+    photo with the model's query crop), or the region ``box`` of it when given."""
     region, _ = _crop(ImageOps.exif_transpose(image), box)
-    return load_embedder(model_name or active_model_name()).embed([region])[0]
+    return load_embedder(model_name or active_model_name()).embed_queries([region], whole=[box is None])[0]
 
 
 @dataclass(frozen=True)

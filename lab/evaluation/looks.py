@@ -337,7 +337,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
                 continue
             crops = {"true_box": comp.image.crop(box), "whole": comp.image}
             crops["auto"] = comp.image.crop(_search_crop(region, comp.image)) if region is not None and overlap > 0 else comp.image
-            vectors = embedder.embed(list(crops.values()))
+            vectors = embedder.embed_queries(list(crops.values()), whole=[name == "whole" for name in crops])
             for (name, _), vector in zip(crops.items(), vectors, strict=True):
                 order = np.argsort(-(gallery_vectors @ vector))
                 ranks[name].append(int(np.flatnonzero(order == row_of[pid])[0]))
@@ -389,7 +389,7 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
         regions = locate_garments(image)
         taken_for_drawings["single_garment"] += is_drawing(item_pixels(image))
         crops = [image, image.crop(_search_crop(regions[0], image)) if regions else image]
-        for name, vector in zip(("whole", "auto"), embedder.embed(crops), strict=True):
+        for name, vector in zip(("whole", "auto"), embedder.embed_queries(crops, whole=[True, False]), strict=True):
             top = np.argsort(-(gallery_vectors @ vector))[:10]
             p10[name].append(float(np.isin(types[top], mapping.article_types[photo.label]).mean()))
     result["single_garment"] = {"photos": len(sample), "p10_whole": float(np.mean(p10["whole"])), "p10_auto": float(np.mean(p10["auto"]))}
@@ -407,7 +407,8 @@ def looks_run(options: LooksOptions, log: Callable[[str], None] = print) -> dict
         t0 = time.perf_counter()
         regions = locate_garments(comp.image)
         t1 = time.perf_counter()
-        embedder.embed([comp.image] + [comp.image.crop(_search_crop(r, comp.image)) for r in regions])
+        embedder.embed_queries([comp.image] + [comp.image.crop(_search_crop(r, comp.image)) for r in regions],
+                               whole=[True] + [False] * len(regions))
         times_locate.append((t1 - t0) * 1000)
         times_total.append((time.perf_counter() - t0) * 1000)
     result["latency_ms"] = {"locate": percentiles(times_locate, (50, 95)), "locate_and_embed": percentiles(times_total, (50, 95)),

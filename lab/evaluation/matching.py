@@ -104,6 +104,8 @@ CATEGORY_P10_TOLERANCE = 0.005
 # most selection views' R@1 as served, among those whose classifier-validation P@10 is within
 # CATEGORY_P10_TOLERANCE of the best; of equals, the highest (it narrows most, as before).
 NARROW_GATES = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 2.0)
+# The groups of ``matching_run`` embedded as catalogue photos; every other group is a query.
+GALLERY_GROUPS = frozenset({"gallery", "select_gallery"})
 TRAIN_SIDE_PRODUCTS = 1500
 TRAIN_SIDE_VIEWS = 500
 EVAL_SEED = 0
@@ -132,6 +134,10 @@ class MatchingOptions:
     # copy takes its float32 original's, so that the comparison measures the precision alone (a
     # choice at the edge of its rule can flip on one view of 500: v10's gate 0.45 -> 0.5).
     settings_from: dict[str, str] = field(default_factory=dict)
+    # The category term's gates tried (None: CATEGORY_GATES). The rule sees whole photos only;
+    # shop the look's garment crops (``evaluate_looks --validation``) may be better served by one
+    # gate, which a run then fixes (``--category-gate``): the weight is still chosen by the rule.
+    category_gates: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -215,17 +221,23 @@ def sets_build(options: MatchingOptions, log: Callable[[str], None]) -> Sets:
 
 
 def _encode(name: str, groups: dict[str, list[Path]], cache_dir: Path, log) -> dict[str, np.ndarray]:
+    """Vectors per group: the galleries as the catalogue is embedded, the rest as serving
+    embeds a shopper's photo (``Encoder.for_queries``)."""
     encoder = encoder_for(name)
-    cache = VectorCache(cache_dir / encoder.name / f"{encoder.fingerprint}.sqlite3")
+    queries = encoder.for_queries()
+    caches = {fp: VectorCache(cache_dir / encoder.name / f"{fp}.sqlite3")
+              for fp in dict.fromkeys((encoder.fingerprint, queries.fingerprint))}
     out, computed = {}, 0
     started = time.perf_counter()
     try:
         for group, paths in groups.items():
             loaders = [lambda p=p: Image.open(p) for p in paths]
-            out[group], n = encode_cached(cache, [file_key(p) for p in paths], loaders, encoder.encode, encoder.dim)
+            used = encoder if group in GALLERY_GROUPS else queries
+            out[group], n = encode_cached(caches[used.fingerprint], [file_key(p) for p in paths], loaders, used.encode, encoder.dim)
             computed += n
     finally:
-        cache.close()
+        for cache in caches.values():
+            cache.close()
     log(f"  {name}: {computed:,} images encoded now, the rest from the cache ({time.perf_counter() - started:.0f}s)")
     return out
 
@@ -455,7 +467,8 @@ def validation_product_of(name: str) -> Callable[[str], bool] | None:
 
 
 def _category_weight_choose(
-    name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping
+    name: str, sets: Sets, vectors: dict[str, np.ndarray], mapping: datasets.LabelMapping,
+    gates: Sequence[float] = CATEGORY_GATES,
 ) -> tuple[float, float, float, dict]:
     """The narrowing gate (the rule of NARROW_GATES), then the category term's (weight, gate)
     at that gate (the rule of CATEGORY_WEIGHTS): P@10 as served on the consumer photos the
@@ -501,7 +514,7 @@ def _category_weight_choose(
     allowed = int(CATEGORY_MAX_R1_LOSS * len(views_right))  # in views, not floats: no rounding at the edge
     trials = {}
     for weight in CATEGORY_WEIGHTS:
-        for gate in CATEGORY_GATES if weight > 0 else CATEGORY_GATES[-1:]:
+        for gate in gates if weight > 0 else CATEGORY_GATES[-1:]:
             trials[(weight, gate)] = (p10(weight, gate), views_hits(weight, gate))
     feasible = {key: p for key, (p, hits) in trials.items() if hits >= base_hits - allowed}
     best = max(feasible.values())
@@ -532,6 +545,7 @@ def chosen_settings(report: dict) -> dict:
 def model_report(
     name: str, sets: Sets, vectors: dict[str, np.ndarray], colour: dict, mapping: datasets.LabelMapping, log,
     settings: dict | None = None, prints: dict[str, list[Fingerprint]] | None = None,
+    category_gates: Sequence[float] | None = None,
 ) -> dict:
     """``name``'s hold-out report; its search settings chosen on the training side, or
     ``settings`` (``chosen_settings`` of another report) used as they are. With ``prints``
@@ -568,7 +582,8 @@ def model_report(
     guesses, source = _system_guesses(name, consumer, gallery, sets.gallery)
     # The narrowing gate and the category term: chosen on the classifier's own validation photos.
     if settings is None:
-        category_weight, category_gate, narrow_gate, selection = _category_weight_choose(name, sets, vectors, mapping)
+        category_weight, category_gate, narrow_gate, selection = _category_weight_choose(
+            name, sets, vectors, mapping, gates=category_gates or CATEGORY_GATES)
     else:
         category_weight, category_gate, selection = settings["category_weight"], settings["category_gate"], {"given": True}
         narrow_gate = settings.get("narrow_gate", NARROW_GATES[-1])
@@ -726,7 +741,8 @@ def matching_run(options: MatchingOptions, log: Callable[[str], None] = print) -
         if source is not None and source not in result["models"]:
             raise ValueError(f"{name} takes its search settings from {source}, which the run must score before it.")
         given = chosen_settings(result["models"][source]) if source is not None else None
-        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log, settings=given, prints=prints)
+        result["models"][name] = model_report(name, sets, vectors, colour, mapping, log, settings=given, prints=prints,
+                                              category_gates=options.category_gates)
         if source is not None:
             log(f"  {name}: scored with the search settings chosen for {source}")
         if options.record:

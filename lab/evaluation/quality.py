@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +176,17 @@ class Encoder:
     # (``Embedder.project_base_vectors``), so the backbone's forward pass is not run twice.
     base: str | None = None
     derive: Callable[[np.ndarray], np.ndarray] | None = None
+    # How serving embeds a shopper's photo (``Embedder.embed_queries``: the model's query crop),
+    # and the fingerprint of those vectors; None: as ``encode`` / ``fingerprint``.
+    encode_query: Callable[[list[Image.Image]], np.ndarray] | None = None
+    query_fingerprint: str | None = None
+
+    def for_queries(self) -> Encoder:
+        """This encoder as serving embeds queries (itself when queries are embedded like the catalogue)."""
+        if self.encode_query is None:
+            return self
+        return replace(self, encode=self.encode_query, fingerprint=self.query_fingerprint or self.fingerprint,
+                       encode_query=None, query_fingerprint=None)
 
 
 def encoder_for(name: str) -> Encoder:
@@ -205,22 +216,28 @@ def encoder_for(name: str) -> Encoder:
     # A frozen backbone's vectors project into the model's; the mirror's would not.
     frozen = bool(metadata) and not metadata.get("train_last_stage") and not embedder.mirror_average
     kind = f"fine-tuned on {base}, " if metadata else ""
+    crop = embedder.query_crop
     return Encoder(
         name=embedder.name,
         dim=embedder.dim,
         fingerprint=source_fingerprint(*parts, paths=sources),
         encode=lambda images: embedder.embed(images),
         description=f"{embedder.name} ({kind}{embedder.dim}-d, resize {embedder.resize_policy}, {embedder.device}"
-        + (", mirror-averaged" if embedder.mirror_average else "") + ")",
-        base=base if frozen else None,
-        derive=embedder.project_base_vectors if frozen else None,
+        + (", mirror-averaged" if embedder.mirror_average else "")
+        + (f", queries with their centre crop {crop:g}" if crop is not None else "") + ")",
+        base=base if frozen and crop is None else None,
+        derive=embedder.project_base_vectors if frozen and crop is None else None,
+        encode_query=(lambda images: embedder.embed_queries(images)) if crop is not None else None,
+        query_fingerprint=source_fingerprint(*parts, f"query-crop-{crop!r}", paths=sources) if crop is not None else None,
     )
 
 
 def _encode_all(encoder: Encoder, ev: EvalSet, options: EvalOptions, log) -> tuple[dict[str, np.ndarray], int]:
     from tqdm import tqdm
 
-    cache = VectorCache(options.cache_dir / encoder.name / f"{encoder.fingerprint}.sqlite3")
+    queries = encoder.for_queries()  # the gallery is embedded as the catalogue is, the rest as serving's queries
+    caches = {fp: VectorCache(options.cache_dir / encoder.name / f"{fp}.sqlite3")
+              for fp in dict.fromkeys((encoder.fingerprint, queries.fingerprint))}
     synth_prefix = f"synthetic-v{synthetic.SYNTHETIC_VERSION}-s{options.seed}"
     groups = {
         "gallery": ([file_key(i.path) for i in ev.gallery], [i.path for i in ev.gallery]),
@@ -234,10 +251,13 @@ def _encode_all(encoder: Encoder, ev: EvalSet, options: EvalOptions, log) -> tup
         with tqdm(total=total, unit="img", desc=f"encoding ({encoder.name})", disable=None) as bar:
             for group, (keys, paths) in groups.items():
                 loaders = [lambda p=p: Image.open(p) for p in paths]
-                vectors[group], n = encode_cached(cache, keys, loaders, encoder.encode, encoder.dim, progress=bar.update)
+                used = encoder if group == "gallery" else queries
+                vectors[group], n = encode_cached(caches[used.fingerprint], keys, loaders, used.encode, encoder.dim,
+                                                  progress=bar.update)
                 computed += n
     finally:
-        cache.close()
+        for cache in caches.values():
+            cache.close()
     return vectors, computed
 
 

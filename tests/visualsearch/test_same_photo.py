@@ -127,3 +127,43 @@ def test_the_api_and_the_page_say_which_result_is_the_uploaded_photo(client, cat
     page = client.get(response.json()["search_url"])
     assert page.status_code == 200
     assert page.content.decode().count("data-same-photo") == 1
+
+
+@pytest.fixture
+def query_crop(monkeypatch):
+    """The active model searches with its shopper's photos' centre crops (as v10 does; the test
+    model, a backbone, records no query crop)."""
+    from visualsearch.embedding import clear_cache
+    from visualsearch.embedding.config import EmbeddingSettings
+
+    monkeypatch.setattr(EmbeddingSettings, "query_crop_share", lambda self, metadata: 0.8)
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def test_a_shoppers_photo_is_embedded_as_a_query_and_a_copy_still_names_its_listing(catalogue, query_crop, monkeypatch):
+    import numpy as np
+
+    from visualsearch.embedding import load_embedder
+
+    embedder = load_embedder(selectors.active_model_name())
+    assert embedder.query_crop == 0.8
+    copy = resized_jpeg(catalogue.images["green_shirt"], (300, 375)).convert("RGB")
+    vector = photo_embed(image=copy)
+    np.testing.assert_allclose(vector, embedder.embed_queries([copy])[0], atol=1e-6)
+    assert float(vector @ embedder.embed([copy])[0]) < 0.9999  # the crop counts: not the whole photo's vector
+    # The same-photo rule reads the query's vector: a copy of a listing's photo still names it.
+    (found,) = same_photo_of(copy)
+    assert found.product_id == catalogue.products["green_shirt"].id
+    # A box drawn on it is a region, already framed on the garment: embedded as it is.
+    boxed = photo_embed(image=copy, box=photos.Box(0, 0, 200, 250))
+    np.testing.assert_allclose(boxed, embedder.embed([copy.crop((0, 0, 200, 250))])[0], atol=1e-5)
+    # A kept search embeds the whole photo (with its crop) and every garment found (without) in one call.
+    calls = []
+    real = type(embedder).embed_queries
+    monkeypatch.setattr(type(embedder), "embed_queries",
+                        lambda self, images, *a, **kw: calls.append(kw["whole"]) or real(self, images, *a, **kw))
+    search = looks.look_create(photo=copy)
+    assert calls == [[True] + [False] * (len(search.items) - 1)]
+    assert search.items[0]["same_photo"][0]["product"] == found.product_id

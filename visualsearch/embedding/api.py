@@ -55,6 +55,7 @@ def configure(
     backend: str | None = None,
     onnx_cache_dir: str | None = None,
     mirror_average: str | None = None,
+    query_crop: str | None = None,
 ) -> None:
     """Push settings in (the Django app calls this at startup).
 
@@ -67,7 +68,8 @@ def configure(
     (ONNX Runtime on the CPU, torch on CUDA), ``"torch"`` or ``"onnx"``; ``onnx_cache_dir``
     holds the exported graphs (default ``VISUALSEARCH_ONNX_CACHE_DIR``, else
     ``var/cache/onnx``). ``mirror_average`` is ``"model"`` (as each model's metadata says),
-    ``"on"`` or ``"off"`` (see ``config.MIRROR_AVERAGE_MODES``). Any successful call empties the embedder cache, so the
+    ``"on"`` or ``"off"`` (see ``config.MIRROR_AVERAGE_MODES``); ``query_crop`` is ``"model"`` or
+    ``"off"`` (``config.QUERY_CROP_MODES``). Any successful call empties the embedder cache, so the
     next ``load_embedder()`` uses the new settings.
     """
     set_overrides(
@@ -79,6 +81,7 @@ def configure(
         backend=backend,
         onnx_cache_dir=onnx_cache_dir,
         mirror_average=mirror_average,
+        query_crop=query_crop,
     )
     clear_cache()
 
@@ -155,7 +158,7 @@ def _build_embedder(name: str, settings: EmbeddingSettings, requested_backend: s
     runner = _onnx_runner(name, spec, model, settings) if backend == "onnx" else None
     embedder = Embedder(
         spec, model, device=device, resize_policy=settings.resize_policy, runner=runner,
-        mirror_average=settings.mirrors(metadata),
+        mirror_average=settings.mirrors(metadata), query_crop=settings.query_crop_share(metadata),
     )
     if folder is not None:
         embedder.metadata = metadata

@@ -16,7 +16,7 @@ from .backbones import BackboneSpec
 from .categories import CategoryHead
 from .config import DEFAULT_BATCH_SIZE
 from .errors import EmbedderConfigError
-from .preprocess import ImagePreprocessor
+from .preprocess import ImagePreprocessor, centre_crop, to_rgb
 from .vectors import unit_rows
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Embedder:
         memory_format: torch.memory_format = MEMORY_FORMAT,
         runner: OnnxRunner | None = None,
         mirror_average: bool = False,
+        query_crop: float | None = None,
     ) -> None:
         self.name: str = spec.name
         self.dim: int = spec.dim
@@ -86,6 +87,9 @@ class Embedder:
         # Each vector the normalised mean of the image's and its mirror image's (config.py,
         # MIRROR_AVERAGE_MODES): one batch of twice the size per call.
         self.mirror_average: bool = mirror_average
+        # A query's vector also takes its centre crop of this share of each side
+        # (``embed_queries``; config.py, QUERY_CROP_MODES); None: the whole photo only.
+        self.query_crop: float | None = query_crop
         # "onnx" or "torch": what embed_tensors runs (after any fallback at load time).
         self.backend: str = "onnx" if runner is not None else "torch"
         # Fine-tuned models (finetuned.py): their metadata.json (backbone, head, split ...).
@@ -120,7 +124,8 @@ class Embedder:
     def __repr__(self) -> str:
         return (
             f"Embedder(name={self.name!r}, dim={self.dim}, device={self.device!r}, "
-            f"backend={self.backend!r}, resize_policy={self.resize_policy!r}, mirror_average={self.mirror_average})"
+            f"backend={self.backend!r}, resize_policy={self.resize_policy!r}, mirror_average={self.mirror_average}, "
+            f"query_crop={self.query_crop})"
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -175,4 +180,36 @@ class Embedder:
         ]
         if not parts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def embed_queries(
+        self, images: Sequence[Image.Image], batch_size: int | None = None, *, whole: Sequence[bool] | None = None,
+    ) -> np.ndarray:
+        """Shoppers' photos, or regions of them -> (n, dim) float32 unit rows, the vectors a
+        search compares with the catalogue's ``embed()`` vectors.
+
+        With a ``query_crop``, each whole photo's row is the normalised sum of its vector and its
+        centre crop's, computed in the same batches. ``whole[i]`` False marks a region (a box the
+        shopper drew, a garment found in the photo): it is already framed on the garment, and
+        is embedded as it is (default: every image is a whole photo). Without a ``query_crop``,
+        ``embed(images)``. Catalogue photos are never embedded this way.
+        """
+        flags = [True] * len(images) if whole is None else [bool(w) for w in whole]
+        if len(flags) != len(images):
+            raise ValueError(f"whole has {len(flags)} flags for {len(images)} images.")
+        if self.query_crop is None or not any(flags):
+            return self.embed(images, batch_size)
+        size = self.batch_size if batch_size is None else batch_size
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {size}.")
+        parts = []
+        for chunk in _chunks(list(zip(images, flags, strict=True)), max(1, size // 2)):
+            upright = [to_rgb(image) for image, _ in chunk]
+            crops = [centre_crop(image, self.query_crop) for image, (_, w) in zip(upright, chunk, strict=True) if w]
+            vectors = self.embed_tensors(torch.stack([self.preprocess(image) for image in upright + crops]))
+            n = len(chunk)
+            rows = np.flatnonzero([w for _, w in chunk])
+            out = vectors[:n].copy()
+            out[rows] = unit_rows(vectors[rows] + vectors[n:])
+            parts.append(out.astype(np.float32, copy=False))
         return np.concatenate(parts, axis=0)

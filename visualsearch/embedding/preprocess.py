@@ -98,6 +98,14 @@ def resize_to_square(
     return image.resize((size, size), resample, box=(left, top, left + side, top + side))
 
 
+def centre_crop(image: Image.Image, share: float) -> Image.Image:
+    """The centred ``share`` of ``image``'s width and of its height (at least one pixel each)."""
+    width, height = image.size
+    crop_w, crop_h = max(1, round(width * share)), max(1, round(height * share))
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return image.crop((left, top, left + crop_w, top + crop_h))
+
+
 @dataclass(frozen=True)
 class ImagePreprocessor:
     """Callable turning a PIL image into the backbone's input tensor (3, S, S)."""

@@ -28,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--record", action="store_true", help="write the chosen colour weight and floor into each fine-tuned model")
         parser.add_argument("--out", type=Path, help="reports folder (default reports/)")
         parser.add_argument("--cache-dir", type=Path, help="embedding cache (default var/cache/evaluate)")
+        parser.add_argument("--category-gate", type=float, action="append", default=[],
+                            help="fix the category term's gate (repeat to choose among several; default: the rule's "
+                                 "choice among matching.CATEGORY_GATES)")
         parser.add_argument("--catalog", type=Path, default=datasets.CATALOG_DIR)
         parser.add_argument("--consumer", type=Path, default=datasets.CONSUMER_DIR)
 
@@ -42,6 +45,7 @@ class Command(BaseCommand):
             models=models, holdout_model=opts["holdout"], out_dir=reports_dir(opts["out"]),
             cache_dir=cache_dir(opts["cache_dir"], "evaluate"), record=opts["record"], command=command_line("evaluate_matching"),
             catalog_dir=opts["catalog"], consumer_dir=opts["consumer"],
+            category_gates=tuple(opts["category_gate"]) or None,
         )
         try:
             result = matching_run(options, log=self.stdout.write)

@@ -27,6 +27,7 @@ from visualsearch.embedding import clear_cache
 from visualsearch.embedding.categories import CATEGORIES_FILE
 from visualsearch.embedding import config as embedding_config
 from visualsearch.embedding.config import MODEL_CARD
+from visualsearch.embedding.errors import EmbedderConfigError
 from visualsearch.embedding.finetuned import METADATA_FILE, WEIGHTS_FILE
 
 MAX_FILE_BYTES = 2_000_000
@@ -79,8 +80,18 @@ class Command(BaseCommand):
             help="serve each vector as the mean of the image's and its mirror image's (written into metadata.json; "
                  "measured both ways with VISUALSEARCH_MIRROR_AVERAGE=off / on before choosing)",
         )
+        parser.add_argument(
+            "--query-crop", type=float, metavar="SHARE",
+            help="search with a shopper's photo and its centre crop of this share of each side, averaged (written into "
+                 "metadata.json as query_crop; the catalogue's vectors are unchanged; v10: 0.8)",
+        )
 
-    def handle(self, *args, model, baseline, mirror_average=False, **opts):
+    def handle(self, *args, model, baseline, mirror_average=False, query_crop=None, **opts):
+        if query_crop is not None:
+            try:
+                query_crop = embedding_config.validate_query_crop_share(query_crop)
+            except EmbedderConfigError as exc:
+                raise CommandError(str(exc)) from None
         if not (opts["catalog"] / "labels.csv").exists():
             raise CommandError(f"No catalogue at {opts['catalog']}: the shipped copy is checked on the model's hold-out.")
         source = embedding_config.resolved_models_dir() / model
@@ -95,6 +106,10 @@ class Command(BaseCommand):
         metadata = json.loads((fp32 / METADATA_FILE).read_text())
         metadata["name"] = fp32.name
         metadata[embedding_config.METADATA_MIRROR_AVERAGE] = mirror_average
+        if query_crop is None:
+            metadata.pop(embedding_config.METADATA_QUERY_CROP, None)
+        else:
+            metadata[embedding_config.METADATA_QUERY_CROP] = query_crop
         (fp32 / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         target = embedding_config.SHIPPED_MODELS_DIR / model  # read at run time: tests point it elsewhere
         target.mkdir(parents=True, exist_ok=True)
@@ -165,6 +180,11 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         *(["", "Each vector is the mean of the image's and its mirror image's (`mirror_average` in `metadata.json`: one "
             "batch of twice the size per call; `VISUALSEARCH_MIRROR_AVERAGE=off` serves the plain vectors)."]
           if metadata.get(embedding_config.METADATA_MIRROR_AVERAGE) else []),
+        *(["", f"A shopper's photo is searched with the normalised sum of its vector and its centre crop's "
+            f"({metadata[embedding_config.METADATA_QUERY_CROP]:g} of each side; `query_crop` in `metadata.json`, "
+            "`Embedder.embed_queries`); catalogue photos keep the whole picture's vector. `VISUALSEARCH_QUERY_CROP=off` "
+            "searches with the whole photo only."]
+          if metadata.get(embedding_config.METADATA_QUERY_CROP) else []),
         "",
         "## Reproduce",
         "",
@@ -174,6 +194,8 @@ def model_card(name: str, metadata: dict, result: dict, baseline: str) -> str:
         f"python manage.py evaluate_matching --holdout {name} --model {baseline} --model {name}",
         f"python manage.py ship_model --model {name}"
         + (" --mirror-average" if metadata.get(embedding_config.METADATA_MIRROR_AVERAGE) else "")
+        + (f" --query-crop {metadata[embedding_config.METADATA_QUERY_CROP]:g}"
+           if metadata.get(embedding_config.METADATA_QUERY_CROP) else "")
         + "    # how this folder was written",
         "```",
         "",

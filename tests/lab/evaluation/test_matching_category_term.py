@@ -70,3 +70,55 @@ def test_a_small_guessed_type_is_widened_by_the_next_guesses_as_serving_widens_i
     assert np.array_equal(scope(("Dresses", "Kurtis", "Tshirts")), np.isin(types, ["Dresses", "Kurtis"]))
     assert np.array_equal(scope(("Tshirts", "Dresses")), types == "Tshirts")  # big enough alone
     assert np.array_equal(scope(("Dresses",)), np.ones(len(gallery), bool))  # the sub-category is small: Apparel
+
+
+def test_a_fixed_category_gate_is_the_only_gate_the_rule_tries(monkeypatch):
+    """``evaluate_matching --category-gate G``: the weight is still chosen by the rule, at G only."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(matching, "validation_consumer_of", lambda name: (lambda photo: True))
+    monkeypatch.setattr(matching, "load_embedder", lambda name: SimpleNamespace(category_head=object()))
+    monkeypatch.setattr(matching, "served_before_term",
+                        lambda name, queries, gallery_vectors, gallery, gate=np.inf: (queries @ gallery_vectors.T, None))
+    gates_tried = []
+    real_term = matching._category_term
+    monkeypatch.setattr(matching, "_category_term",
+                        lambda scores, prior, weight, gate=np.inf: gates_tried.append(gate) or real_term(scores, prior, weight, gate))
+    items = [SimpleNamespace(id=str(n), article_type=t) for n, t in enumerate(("Shirts", "Jeans"))]
+    sets = SimpleNamespace(select_gallery=items, select_consumer=[SimpleNamespace(label="Shirt")],
+                           select_views=[(items[0], "view.jpg")], select_twins=[{0}, {1}])
+    vectors = {"select_gallery": np.eye(2, dtype=np.float32), "select_consumer": np.array([[0.9, 0.1]], np.float32),
+               "select_views": np.array([[1.0, 0.0]], np.float32)}
+    mapping = SimpleNamespace(article_types={"Shirt": ("Shirts",)})
+    weight, gate, _, selection = matching._category_weight_choose("m", sets, vectors, mapping, gates=(0.55,))
+    assert set(gates_tried) == {0.55, matching.CATEGORY_GATES[-1]}  # and "no term" (weight 0) as the baseline
+    assert set(selection["trials"]) == {"0.0/2.0"} | {f"{w}/0.55" for w in matching.CATEGORY_WEIGHTS if w > 0}
+    assert weight == 0.0 or gate == 0.55
+    # By default, every gate of the rule.
+    gates_tried.clear()
+    matching._category_weight_choose("m", sets, vectors, mapping)
+    assert set(gates_tried) == set(matching.CATEGORY_GATES)
+
+
+def test_the_command_passes_a_fixed_gate_on(monkeypatch, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    from lab.management.commands import evaluate_matching
+
+    seen = {}
+
+    def run(options, log):
+        seen["gates"] = options.category_gates
+        return {"models": {}}
+
+    monkeypatch.setattr(evaluate_matching, "matching_run", run)
+    monkeypatch.setattr(evaluate_matching, "matching_text", lambda result: "")
+    (tmp_path / "labels.csv").write_text("id\n")
+    call_command("evaluate_matching", "--holdout", "efficientnet_lite0", "--model", "efficientnet_lite0",
+                 "--catalog", str(tmp_path), "--category-gate", "0.55", "--out", str(tmp_path / "out"), stdout=io.StringIO())
+    assert seen["gates"] == (0.55,)
+    call_command("evaluate_matching", "--holdout", "efficientnet_lite0", "--catalog", str(tmp_path),
+                 "--out", str(tmp_path / "out"), stdout=io.StringIO())
+    assert seen["gates"] is None

@@ -117,7 +117,8 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
     out = io.StringIO()
     call_command(
         "ship_model", "--model", NAME, "--catalog", str(catalog), "--consumer", str(consumer),
-        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), "--mirror-average", stdout=out,
+        "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "evalcache"), "--mirror-average",
+        "--query-crop", "0.8", stdout=out,
     )
     folder = shipped / NAME
     assert {p.name for p in folder.iterdir()} >= {"weights.pt", "metadata.json", "categories.npz", "MODEL_CARD.md"}
@@ -154,4 +155,13 @@ def test_ship_model_writes_a_half_precision_copy_with_its_card(trained, tiny_dat
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"# Model card: {NAME}" in card and "consumer-like views R@1" in card and "make train" in card
     assert "mirror image" in card and "--mirror-average" in card
+    # --query-crop: a shopper's photo is searched with its centre crop too; both precisions were scored that way.
+    assert metadata["query_crop"] == 0.8 and half.query_crop == 0.8 and full.query_crop == 0.8
+    assert "centre crop" in card and "--query-crop 0.8" in card
     assert (tmp_path / "reports" / "ship" / "matching.json").exists()
+
+
+@pytest.mark.django_db
+def test_ship_model_refuses_a_query_crop_outside_the_photo(tmp_path) -> None:
+    with pytest.raises(CommandError, match="query crop"):
+        call_command("ship_model", "--model", NAME, "--catalog", str(tmp_path), "--query-crop", "1.2")

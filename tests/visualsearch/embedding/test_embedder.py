@@ -199,3 +199,68 @@ def test_mirror_averaging_follows_the_model_unless_set(monkeypatch: pytest.Monke
         load_embedder("efficientnet_lite0")
     with pytest.raises(EmbedderConfigError, match="mirror averaging"):
         configure(mirror_average="both")
+
+
+def test_queries_without_a_crop_are_embedded_like_the_catalogue(lite: Embedder) -> None:
+    assert lite.query_crop is None  # a backbone records none
+    images = [picture(seed, (140, 180)) for seed in range(3)]
+    np.testing.assert_array_equal(lite.embed_queries(images), lite.embed(images))
+
+
+def test_a_query_crop_adds_the_centre_crops_vector(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visualsearch.embedding.config import EmbeddingSettings
+    from visualsearch.embedding.preprocess import centre_crop
+
+    monkeypatch.setattr(EmbeddingSettings, "query_crop_share", lambda self, metadata: 0.8)
+    cropping = load_embedder("efficientnet_lite0")
+    assert cropping.query_crop == 0.8
+    images = [picture(seed, (150 + 20 * seed, 200)) for seed in range(3)]
+    queries = cropping.embed_queries(images, batch_size=4)  # two photos and their crops per batch
+    assert_unit_rows(queries, 1280)
+    whole = cropping.embed(images)
+    crops = cropping.embed([centre_crop(image, 0.8) for image in images])
+    assert crops[0].shape == (1280,) and cosine(whole[0], crops[0]) < 0.999  # the crop is another picture
+    expected = whole + crops
+    np.testing.assert_allclose(queries, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    # One at a time, or sideways with an EXIF tag, the same vectors.
+    np.testing.assert_allclose(np.concatenate([cropping.embed_queries([image]) for image in images]), queries, atol=1e-4)
+    upright = images[0]
+    sideways = with_exif_orientation(upright, 6)
+    np.testing.assert_allclose(cropping.embed_queries([sideways])[0], queries[0], atol=1e-4)
+    assert cropping.embed_queries([]).shape == (0, 1280)
+    with pytest.raises(ValueError, match="batch_size"):
+        cropping.embed_queries(images, batch_size=0)
+    # A region (a drawn box, a garment found) is already framed on the garment: embedded as it is.
+    mixed = cropping.embed_queries(images, whole=[False, True, False], batch_size=2)
+    np.testing.assert_allclose(mixed[[0, 2]], whole[[0, 2]], atol=1e-5)
+    np.testing.assert_allclose(mixed[1], queries[1], atol=1e-5)
+    np.testing.assert_allclose(cropping.embed_queries(images, whole=[False] * 3), whole, atol=1e-5)
+    with pytest.raises(ValueError, match="flags"):
+        cropping.embed_queries(images, whole=[True])
+
+
+def test_centre_crop_keeps_the_middle_share_of_each_side() -> None:
+    from visualsearch.embedding.preprocess import centre_crop
+
+    image = picture(3, (200, 100))
+    crop = centre_crop(image, 0.8)
+    assert crop.size == (160, 80)
+    assert np.array_equal(np.asarray(crop), np.asarray(image)[10:90, 20:180])
+    assert centre_crop(picture(4, (1, 1)), 0.5).size == (1, 1)
+
+
+def test_the_query_crop_follows_the_model_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from visualsearch.embedding.config import EmbeddingSettings
+
+    assert EmbeddingSettings().query_crop_share({"query_crop": 0.8}) == 0.8
+    assert EmbeddingSettings().query_crop_share({}) is None and EmbeddingSettings().query_crop_share(None) is None
+    assert EmbeddingSettings(query_crop="off").query_crop_share({"query_crop": 0.8}) is None
+    for bad in (0, 1.0, 1.5, "wide"):
+        with pytest.raises(EmbedderConfigError, match="query crop"):
+            EmbeddingSettings().query_crop_share({"query_crop": bad})
+    monkeypatch.setenv("VISUALSEARCH_QUERY_CROP", "off")
+    assert load_embedder().query_crop is None and load_embedder().mirror_average  # only the crop is off
+    monkeypatch.setenv("VISUALSEARCH_QUERY_CROP", "sideways")
+    for bad_setting in (lambda: load_embedder("efficientnet_lite0"), lambda: configure(query_crop="on")):
+        with pytest.raises(EmbedderConfigError, match="Unknown query crop"):
+            bad_setting()

@@ -58,6 +58,7 @@ def test_the_default_embeds_and_guesses_categories_with_nothing_trained_here() -
     embedder = load_embedder()
     assert embedder.name == DEFAULT_MODEL and embedder.dim == 256
     assert embedder.mirror_average  # measured better that way on the hold-out and the training side
+    assert embedder.query_crop == 0.8  # a shopper's photo searched with its centre crop too: measured the same way
     vectors = embedder.embed([picture(1), picture(2)])
     assert vectors.shape == (2, 256) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
