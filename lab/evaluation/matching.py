@@ -2,7 +2,8 @@
 "quality by default" work, on a fine-tuned model's hold-out, for several models side by side.
 
 Per model, with exact cosine search over the hold-out gallery (the held-out products'
-catalogue photos):
+catalogue photos, embedded as the catalogue is; every query set is embedded as serving embeds
+a shopper's whole photo, with the model's query crop: ``Encoder.for_queries``):
 
 * **copies R@1** and **consumer-like views R@1** (as ``evaluate``);
 * **consumer photos -> category P@10**, plain, and **with the system**: the model's category

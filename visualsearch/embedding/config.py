@@ -69,15 +69,16 @@ ENV_QUERY_CROP = "VISUALSEARCH_QUERY_CROP"
 MIRROR_AVERAGE_MODES: tuple[str, ...] = ("model", "on", "off")
 METADATA_MIRROR_AVERAGE = "mirror_average"
 
-# A shopper's photo (a query, never a catalogue photo) is embedded whole and as its centre crop
-# of this share of each side, and searched with the normalised sum of the two vectors: the
-# garment fills more of the crop, as it fills a catalogue photo. "model": as the model's
-# metadata.json says ("query_crop": the share, or absent); "off": the whole photo only, for
-# every model (an operator trading v10's quality for one forward pass fewer per search). The
-# catalogue's vectors are not touched, so switching needs no re-embed. On v10's hold-out,
-# centre crop 0.8: views R@1 0.871 -> 0.903, consumer P@10 as served 0.797 -> 0.812
-# (docs/benchmarks.md, "The query's centre crop"); averaging crops into the catalogue's vectors
-# made every measure worse (session 36).
+# A shopper's whole photo (a query; never a catalogue photo, nor a region of a photo, which is
+# framed on its garment already) is embedded as itself and as its centre crop of this share of
+# each side, and searched with the normalised sum of the two vectors: the garment fills more of
+# the crop, as it fills a catalogue photo. "model": as the model's metadata.json says
+# ("query_crop": the share, or absent); "off": the whole photo only, for every model (an
+# operator trading v10's quality for half the forward passes of a photo search: 38 against 50
+# ms p50 through gunicorn on a 2-core box). The catalogue's vectors are not touched, so
+# switching needs no re-embed. On v10's hold-out, centre crop 0.8: views R@1 0.871 -> 0.903,
+# consumer P@10 as served 0.797 -> 0.812 (docs/benchmarks.md, "The query's centre crop");
+# averaging crops into the catalogue's vectors made every measure worse (session 36).
 QUERY_CROP_MODES: tuple[str, ...] = ("model", "off")
 METADATA_QUERY_CROP = "query_crop"
 
