@@ -74,15 +74,21 @@ def categories_descendant_ids(*, category_ids: list[int]) -> list[int]:
     return result
 
 
+def _under_categories(slugs: tuple[str, ...]) -> Q:
+    """Products filed under any of the categories ``slugs`` or their descendants (two reads: the
+    slugs' ids, the tree); unknown slugs match nothing."""
+    found = list(Category.objects.filter(slug__in=slugs).values_list("id", flat=True))
+    return Q(category_id__in=categories_descendant_ids(category_ids=found) if found else [])
+
+
 def product_filter_q(filters: ProductFilters) -> Q:
     """The filters as one ``Q`` over ``Product``. An unknown category matches nothing."""
     q = Q(status=Product.Status.ACTIVE)
+    # A shopper's category and a photo search's scope both hold when both are given.
     if filters.category:
-        category = Category.objects.filter(slug=filters.category).first()
-        q &= Q(category_id__in=category_descendant_ids(category=category) if category else [])
+        q &= _under_categories((filters.category,))
     if filters.categories:
-        found = list(Category.objects.filter(slug__in=filters.categories).values_list("id", flat=True))
-        q &= Q(category_id__in=categories_descendant_ids(category_ids=found) if found else [])
+        q &= _under_categories(filters.categories)
     if filters.gender:
         q &= Q(gender=filters.gender)
     if filters.colour:
