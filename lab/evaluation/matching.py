@@ -62,8 +62,8 @@ import numpy as np
 from PIL import Image
 
 from lab import datasets, synthetic
-from lab.cache import VectorCache, encode_cached, file_key
-from lab.evaluation.quality import encoder_for, holdout_split
+from lab.cache import encode_cached, file_key
+from lab.evaluation.quality import encoder_caches, encoder_for, holdout_split
 from lab.metrics import exact_top_k
 from lab.reports import json_write, machine_info, md_table, text_table
 from lab.split import HoldoutSplit, validation_contributor, validation_product
@@ -225,20 +225,14 @@ def _encode(name: str, groups: dict[str, list[Path]], cache_dir: Path, log) -> d
     """Vectors per group: the galleries as the catalogue is embedded, the rest as serving
     embeds a shopper's photo (``Encoder.for_queries``)."""
     encoder = encoder_for(name)
-    queries = encoder.for_queries()
-    caches = {fp: VectorCache(cache_dir / encoder.name / f"{fp}.sqlite3")
-              for fp in dict.fromkeys((encoder.fingerprint, queries.fingerprint))}
     out, computed = {}, 0
     started = time.perf_counter()
-    try:
+    with encoder_caches(encoder, cache_dir) as (queries, caches):
         for group, paths in groups.items():
             loaders = [lambda p=p: Image.open(p) for p in paths]
             used = encoder if group in GALLERY_GROUPS else queries
             out[group], n = encode_cached(caches[used.fingerprint], [file_key(p) for p in paths], loaders, used.encode, encoder.dim)
             computed += n
-    finally:
-        for cache in caches.values():
-            cache.close()
     log(f"  {name}: {computed:,} images encoded now, the rest from the cache ({time.perf_counter() - started:.0f}s)")
     return out
 

@@ -18,7 +18,8 @@ vectors (numpy), and through a real pgvector HNSW index (halfvec, the applicatio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -189,6 +190,20 @@ class Encoder:
                        encode_query=None, query_fingerprint=None)
 
 
+@contextmanager
+def encoder_caches(encoder: Encoder, cache_dir: Path) -> Iterator[tuple[Encoder, dict[str, VectorCache]]]:
+    """(the encoder of query sets, ``Encoder.for_queries``; the vector caches by fingerprint, one
+    file when catalogue and query vectors are the same), closed on exit."""
+    queries = encoder.for_queries()
+    caches = {fp: VectorCache(cache_dir / encoder.name / f"{fp}.sqlite3")
+              for fp in dict.fromkeys((encoder.fingerprint, queries.fingerprint))}
+    try:
+        yield queries, caches
+    finally:
+        for cache in caches.values():
+            cache.close()
+
+
 def encoder_for(name: str) -> Encoder:
     if name == BASELINE_NAME:
         return Encoder(
@@ -235,9 +250,6 @@ def encoder_for(name: str) -> Encoder:
 def _encode_all(encoder: Encoder, ev: EvalSet, options: EvalOptions, log) -> tuple[dict[str, np.ndarray], int]:
     from tqdm import tqdm
 
-    queries = encoder.for_queries()  # the gallery is embedded as the catalogue is, the rest as serving's queries
-    caches = {fp: VectorCache(options.cache_dir / encoder.name / f"{fp}.sqlite3")
-              for fp in dict.fromkeys((encoder.fingerprint, queries.fingerprint))}
     synth_prefix = f"synthetic-v{synthetic.SYNTHETIC_VERSION}-s{options.seed}"
     groups = {
         "gallery": ([file_key(i.path) for i in ev.gallery], [i.path for i in ev.gallery]),
@@ -247,17 +259,15 @@ def _encode_all(encoder: Encoder, ev: EvalSet, options: EvalOptions, log) -> tup
     }
     total = sum(len(k) for k, _ in groups.values())
     vectors, computed = {}, 0
-    try:
-        with tqdm(total=total, unit="img", desc=f"encoding ({encoder.name})", disable=None) as bar:
-            for group, (keys, paths) in groups.items():
-                loaders = [lambda p=p: Image.open(p) for p in paths]
-                used = encoder if group == "gallery" else queries
-                vectors[group], n = encode_cached(caches[used.fingerprint], keys, loaders, used.encode, encoder.dim,
-                                                  progress=bar.update)
-                computed += n
-    finally:
-        for cache in caches.values():
-            cache.close()
+    # The gallery is embedded as the catalogue is, the rest as serving embeds a shopper's photo.
+    with encoder_caches(encoder, options.cache_dir) as (queries, caches), \
+            tqdm(total=total, unit="img", desc=f"encoding ({encoder.name})", disable=None) as bar:
+        for group, (keys, paths) in groups.items():
+            loaders = [lambda p=p: Image.open(p) for p in paths]
+            used = encoder if group == "gallery" else queries
+            vectors[group], n = encode_cached(caches[used.fingerprint], keys, loaders, used.encode, encoder.dim,
+                                              progress=bar.update)
+            computed += n
     return vectors, computed
 
 
