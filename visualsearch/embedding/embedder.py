@@ -165,15 +165,19 @@ class Embedder:
             unit = F.normalize(features.float(), p=2.0, dim=1)
             return unit.cpu().numpy().astype(np.float32, copy=False)
 
+    def _batch_size(self, batch_size: int | None) -> int:
+        size = self.batch_size if batch_size is None else batch_size
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {size}.")
+        return size
+
     def embed(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
         """PIL images -> (n, dim) float32 array, each row of unit L2 norm.
 
         Preprocessing happens one batch at a time, so memory stays bounded by
         ``batch_size`` (default ``self.batch_size``) whatever ``len(images)`` is.
         """
-        size = self.batch_size if batch_size is None else batch_size
-        if size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {size}.")
+        size = self._batch_size(batch_size)
         parts = [
             self.embed_tensors(torch.stack([self.preprocess(image) for image in chunk]))
             for chunk in _chunks(images, size)
@@ -199,9 +203,7 @@ class Embedder:
             raise ValueError(f"whole has {len(flags)} flags for {len(images)} images.")
         if self.query_crop is None or not any(flags):
             return self.embed(images, batch_size)
-        size = self.batch_size if batch_size is None else batch_size
-        if size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {size}.")
+        size = self._batch_size(batch_size)
         parts = []
         for chunk in _chunks(list(zip(images, flags, strict=True)), max(1, size // 2)):
             upright = [to_rgb(image) for image, _ in chunk]
