@@ -11,11 +11,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from recommender.selectors import SIMILAR_DEFAULT_K, CompleteLook, SimilarProducts
-from visualsearch.serializers import ListingSerializer, ProductMatchSerializer, match_data
+from visualsearch.serializers import (
+    FormValuesSerializer,
+    ListingSerializer,
+    ProductMatchSerializer,
+    StrictBooleanField,
+    match_data,
+)
 
 
-class SimilarQuerySerializer(serializers.Serializer):
-    """Query string of GET /api/products/{id}/similar."""
+class SimilarQuerySerializer(FormValuesSerializer):
+    """Query string of GET /api/products/{id}/similar: each value once, none empty
+    (``FormValuesSerializer``)."""
 
     k = serializers.IntegerField(
         required=False,
@@ -24,7 +31,7 @@ class SimilarQuerySerializer(serializers.Serializer):
         max_value=settings.VISUALSEARCH_MAX_K,
         help_text="How many products to return.",
     )
-    same_category = serializers.BooleanField(
+    same_category = StrictBooleanField(
         required=False,
         default=False,
         help_text=(
@@ -32,15 +39,6 @@ class SimilarQuerySerializer(serializers.Serializer):
             "similar products, its parent category's (then the grandparent's ...) fill the rest."
         ),
     )
-
-    def to_internal_value(self, data: Any) -> dict:
-        # DRF reads an empty query value (``?k=``, ``?same_category=``) as "not given" and uses
-        # the default; the schema says integer and boolean, so a client that lost its value is
-        # told instead of silently getting the default (found by the schema fuzzer).
-        blank = [name for name in self.fields if hasattr(data, "getlist") and "" in data.getlist(name)]
-        if blank:
-            raise serializers.ValidationError({name: ["This field may not be blank."] for name in blank})
-        return super().to_internal_value(data)
 
 
 class SimilarListSerializer(serializers.Serializer):

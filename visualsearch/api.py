@@ -23,6 +23,7 @@ from visualsearch.serializers import (
     THROTTLED,
     ImageSearchResponseSerializer,
     ImageSearchSerializer,
+    error_response,
     field_errors_response,
     image_search_data,
 )
@@ -40,6 +41,10 @@ BAD_REQUEST = field_errors_response(
 TOO_LARGE = field_errors_response(
     "The request body is far larger than a photo may be; it was not read.",
     **{"Too large": {"image": ["The file is larger than 20 MB."]}},
+)
+NOT_A_FORM = error_response(
+    "The body is not `multipart/form-data` (or `application/x-www-form-urlencoded`, which cannot carry a photo).",
+    **{"Not a form": 'Unsupported media type "application/json" in request.'},
 )
 
 
@@ -137,7 +142,7 @@ class ImageSearchApi(APIView):
         ),
         request={"multipart/form-data": ImageSearchSerializer},
         examples=IMAGE_SEARCH_EXAMPLES,
-        responses={200: ImageSearchResponseSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 429: THROTTLED},
+        responses={200: ImageSearchResponseSerializer, 400: BAD_REQUEST, 413: TOO_LARGE, 415: NOT_A_FORM, 429: THROTTLED},
         tags=["search"],
     )
     def post(self, request: Request) -> Response:

@@ -62,6 +62,41 @@ def _absolute(request: Any, path: str) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
+class FormValuesSerializer(serializers.Serializer):
+    """A request read from a query string or a form (``multipart/form-data``), where every
+    value is a string and a name may come more than once. The schema gives each field one
+    value, so a field sent twice (a form that adds it again) is refused with the field named,
+    instead of DRF's silent choice of the last value (found by the schema fuzzer, ``make
+    fuzz``). An empty value is refused too (a client that lost its value is told, not given
+    the default), unless the field allows blank or ``empty_is_absent``: a form posts its
+    empty fields (an HTML form, Swagger UI's "Try it out"), and there empty means not given."""
+
+    empty_is_absent = False
+
+    def to_internal_value(self, data: Any) -> dict:
+        if hasattr(data, "getlist"):
+            errors = {}
+            for name, field in self.fields.items():
+                values = data.getlist(name)
+                if len(values) > 1:
+                    errors[name] = [f"Send one value, not {len(values)}."]
+                elif values == [""] and not (self.empty_is_absent or getattr(field, "allow_blank", False)):
+                    errors[name] = ["This field may not be blank."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false``, as the schema documents a boolean: DRF's own field also reads
+    ``1``, ``yes``, ``on`` ... which a schema-typed client never means to send (``1`` is an
+    integer there)."""
+
+    TRUE_VALUES = {"true", "True", "TRUE", True}
+    FALSE_VALUES = {"false", "False", "FALSE", False}
+    default_error_messages = {"invalid": "Must be true or false."}
+
+
 @extend_schema_field(OpenApiTypes.BINARY)
 class PhotoField(serializers.FileField):
     """A file upload; documented as binary (drf-spectacular says "uri" for a FileField
@@ -79,8 +114,11 @@ class PriceField(serializers.DecimalField):
         super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
 
 
-class ImageSearchSerializer(serializers.Serializer):
-    """multipart/form-data for POST /api/search/image."""
+class ImageSearchSerializer(FormValuesSerializer):
+    """multipart/form-data for POST /api/search/image: each field once; an empty one is not
+    given (a form's empty fields)."""
+
+    empty_is_absent = True
 
     image = PhotoField(
         help_text=(
@@ -98,14 +136,14 @@ class ImageSearchSerializer(serializers.Serializer):
     min_price = PriceField(required=False, help_text="Lowest price, inclusive.")
     max_price = PriceField(required=False, help_text="Highest price, inclusive; not below `min_price`.")
     merchant = serializers.SlugField(required=False, help_text="Merchant slug.")
-    auto_category = serializers.BooleanField(
+    auto_category = StrictBooleanField(
         required=False, default=True,
         help_text=(
             "Narrow each item's search to its predicted category when the prediction is confident "
             "(`category_applied` says when it did). An explicit `category` always wins."
         ),
     )
-    detect = serializers.BooleanField(
+    detect = StrictBooleanField(
         required=False, default=True,
         help_text="Find the garments in the photo and search each one (a `box` searches that box only).",
     )

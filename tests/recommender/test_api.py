@@ -94,7 +94,8 @@ def test_listings_of_one_photo_are_one_result_naming_the_others(client, catalogu
 @pytest.mark.parametrize(
     ("params", "key"),
     [({"k": 0}, "k"), ({"k": 101}, "k"), ({"k": "ten"}, "k"), ({"same_category": "perhaps"}, "same_category"),
-     ({"k": ""}, "k"), ({"same_category": ""}, "same_category")],  # empty: not the default (schema fuzzer)
+     ({"k": ""}, "k"), ({"same_category": ""}, "same_category"),  # empty: not the default (schema fuzzer)
+     ({"k": ["2", "9"]}, "k"), ({"same_category": "1"}, "same_category")],  # one value, true or false
 )
 def test_bad_parameters_are_400(client, catalogue, params, key):
     response = client.get(url(catalogue.products["red_tee"].id), params)

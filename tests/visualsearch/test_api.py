@@ -127,6 +127,10 @@ def truncated_jpeg() -> bytes:
         (make_image_bytes(), {"min_price": "-1"}, "min_price", "greater than or equal to 0"),
         (make_image_bytes(), {"min_price": "cheap"}, "min_price", "A valid number is required."),
         (make_image_bytes(), {"min_price": "900", "max_price": "100"}, "max_price", "must not be below min price"),
+        # A form's values come as strings, a name possibly twice: one value of the documented type.
+        (make_image_bytes(), {"k": ["3", "30"]}, "k", "Send one value, not 2."),
+        (make_image_bytes(), {"detect": "1"}, "detect", "Must be true or false."),
+        (make_image_bytes(), {"auto_category": "yes"}, "auto_category", "Must be true or false."),
     ],
 )
 def test_bad_input_is_a_400_that_says_what_is_wrong(client, data, fields, key, message):
@@ -242,3 +246,18 @@ def test_a_box_is_one_item(client, catalogue):
     assert [item["kind"] for item in body["items"]] == ["box"]
     assert body["items"][0]["box"] == {"x": width, "y": 0, "w": width, "h": height}
     assert body["results"][0]["id"] == catalogue.products["blue_jeans"].id
+
+
+def test_a_form_s_empty_fields_are_not_given(client, catalogue):
+    """An HTML form and Swagger UI's "Try it out" post every field, empty ones as ""."""
+    empty = {name: "" for name in ("x", "y", "w", "h", "category", "gender", "min_price", "max_price", "merchant", "k")}
+    picture = catalogue.images["red_tee"]
+    assert ids(search(client, picture, **empty)) == ids(search(client, picture))
+
+
+def test_a_body_that_is_not_a_form_is_a_documented_415(client):
+    response = client.post(URL, data=b'{"k": 3}', content_type="application/json")
+    assert response.status_code == 415
+    assert response.json() == {"detail": 'Unsupported media type "application/json" in request.'}
+    schema = client.get("/api/schema/?format=json").json()
+    assert "415" in schema["paths"]["/api/search/image"]["post"]["responses"]

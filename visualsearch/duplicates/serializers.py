@@ -4,6 +4,7 @@ from rest_framework import serializers
 from shop.models import Product
 from visualsearch.duplicates.models import DuplicateFlag
 from visualsearch.duplicates.selectors import FlagFilters
+from visualsearch.serializers import FormValuesSerializer
 
 
 class FlaggedProductSerializer(serializers.ModelSerializer):
@@ -61,9 +62,9 @@ class OptionalSlugField(serializers.SlugField):
         super().__init__(required=False, allow_blank=True, **kwargs)
 
 
-class FlagListQuerySerializer(serializers.Serializer):
+class FlagListQuerySerializer(FormValuesSerializer):
     """Query string of GET /api/duplicates/ (besides ``page``). An empty value is the same as
-    none (what an HTML form's "any" option sends)."""
+    none (what an HTML form's "any" option sends); a value sent twice is refused."""
 
     status = serializers.ChoiceField(
         choices=DuplicateFlag.Status.choices, required=False, allow_blank=True, help_text="default: open"

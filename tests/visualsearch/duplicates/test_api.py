@@ -37,6 +37,12 @@ def test_list_is_paginated_with_both_products_kind_score_and_evidence(api, embed
     assert api.get("/api/duplicates/", {"status": "dismissed"}).json()["count"] == 0
 
 
+def test_a_filter_sent_twice_is_refused_and_an_empty_one_means_any(api, embedded):
+    response = api.get("/api/duplicates/?kind=near&kind=exact")
+    assert response.status_code == 400 and response.json() == {"kind": ["Send one value, not 2."]}
+    assert api.get("/api/duplicates/", {"kind": "", "status": ""}).json()["count"] == 3  # a form's "any"
+
+
 def test_an_empty_or_invalid_page_is_refused_not_read_as_the_first(api, embedded):
     # DRF alone answers ?page= with page 1; every invalid page is a 404 ("Invalid page.").
     for page in ("", " ", "abc", "99"):
