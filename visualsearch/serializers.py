@@ -88,13 +88,18 @@ class FormValuesSerializer(serializers.Serializer):
 
 
 class StrictBooleanField(serializers.BooleanField):
-    """``true`` or ``false``, as the schema documents a boolean: DRF's own field also reads
-    ``1``, ``yes``, ``on`` ... which a schema-typed client never means to send (``1`` is an
-    integer there)."""
+    """``true`` or ``false`` (any case; a JSON boolean), as the schema documents a boolean:
+    DRF's own field also reads ``1``, ``yes``, ``on`` ... which a schema-typed client never
+    means to send (``1`` is an integer there)."""
 
-    TRUE_VALUES = {"true", "True", "TRUE", True}
-    FALSE_VALUES = {"false", "False", "FALSE", False}
     default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and data.lower() in ("true", "false"):
+            return data.lower() == "true"
+        self.fail("invalid", input=data)
 
 
 @extend_schema_field(OpenApiTypes.BINARY)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.template.loader import render_to_string
 from django.test import RequestFactory
+from rest_framework.exceptions import ValidationError
 
 from shop.models import Product
 from shop.selectors import product_cards_by_ids
@@ -15,6 +16,7 @@ from tests.factories import MerchantFactory, ProductFactory, ProductImageFactory
 from visualsearch.selectors import ProductMatch
 from visualsearch.serializers import (
     ListingSerializer,
+    StrictBooleanField,
     PhotoMatchSerializer,
     ProductMatchSerializer,
     listing_data,
@@ -63,3 +65,14 @@ def test_cards_load_in_two_queries_and_render_without_more(django_assert_num_que
         rows = [match_data(ProductMatch(product=p, score=0.9, image_id=0, also=(cards[0],)), request=request) for p in cards]
         [listing_data(p, request=request) for p in cards]
     assert all(p.title in html for p in cards) and all(row["image_url"] for row in rows)
+
+
+@pytest.mark.parametrize(("value", "read"), [("true", True), ("FALSE", False), ("True", True), (True, True), (False, False)])
+def test_a_strict_boolean_reads_true_and_false(value, read):
+    assert StrictBooleanField().run_validation(value) is read
+
+
+@pytest.mark.parametrize("value", ["1", "0", 1, 0, "yes", "on", "t", "truthy", None, [], {}])
+def test_a_strict_boolean_refuses_anything_else(value):
+    with pytest.raises(ValidationError, match="Must be true or false|may not be null"):
+        StrictBooleanField().run_validation(value)
