@@ -43,7 +43,8 @@ TOO_LARGE = field_errors_response(
     **{"Too large": {"image": ["The file is larger than 20 MB."]}},
 )
 NOT_A_FORM = error_response(
-    "The body is not `multipart/form-data` (or `application/x-www-form-urlencoded`, which cannot carry a photo).",
+    "The body is neither `multipart/form-data` nor `application/x-www-form-urlencoded` (a form without a file: "
+    "parsed, then a 400 for the missing `image`); send the photo as `multipart/form-data`.",
     **{"Not a form": 'Unsupported media type "application/json" in request.'},
 )
 
